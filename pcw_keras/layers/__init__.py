@@ -1,0 +1,15 @@
+"""Keras 3 layers of pcw_keras (``keras.ops`` only: TensorFlow, JAX and PyTorch backends)."""
+from pcw_keras.layers.blurpool import BlurPool2D, binomial_filter
+from pcw_keras.layers.padding import Padding2D, pad2d
+from pcw_keras.layers.permutation import ChannelPermutation, PermutedGlobalAveragePooling2D
+from pcw_keras.layers.shift import AugShift
+
+__all__ = [
+    "AugShift",
+    "BlurPool2D",
+    "ChannelPermutation",
+    "Padding2D",
+    "PermutedGlobalAveragePooling2D",
+    "binomial_filter",
+    "pad2d",
+]

@@ -1,0 +1,18 @@
+"""Functional ResNets for the paper's experiments (pure Keras 3)."""
+from pcw_keras.models.registry import (
+    create_model,
+    gapnet_resnet18,
+    list_models,
+    permutenet_resnet18,
+    register_model,
+)
+from pcw_keras.models.resnet import resnet
+
+__all__ = [
+    "create_model",
+    "gapnet_resnet18",
+    "list_models",
+    "permutenet_resnet18",
+    "register_model",
+    "resnet",
+]

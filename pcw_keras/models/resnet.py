@@ -1,0 +1,254 @@
+"""Functional ResNets with PyTorch-exact padding, the paper's heads and stable layer names.
+
+Layer names follow the torch tree so that evaluators and weight converters can
+reach them by name: ``stem``, ``stage1`` .. ``stage4`` (each the output of its
+last block), ``pool`` (the pooled features), ``head`` (the classifier), and
+``permute`` when PermuteNet permutes a stage's input instead of the pooled vector.
+"""
+from __future__ import annotations
+
+import keras
+
+from pcw_keras.layers import BlurPool2D, ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
+from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
+from pcw_keras.layers.padding import MODES as PADDING_MODES
+
+DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
+STEMS = ("imagenet", "cifar")
+HEADS = ("gapnet", "gap", "permuted_gap")
+PADDINGS = PADDING_MODES + ("none",)
+PERMUTE_AT = ("pool", "stage1", "stage2", "stage3", "stage4")
+STAGE_CHANNELS = (64, 128, 256, 512)
+BOTTLENECK_EXPANSION = 4
+BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1 in Keras' convention.
+BN_EPSILON = 1e-5
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channels of a layer under the width multiplier (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+def apply_conv_bn(x, filters, kernel_size, strides, padding_mode, name, relu=True, padding=None):
+    """Explicit symmetric padding -> ``valid`` convolution (no bias) -> BatchNorm -> optional ReLU."""
+    pad = (kernel_size - 1) // 2 if padding is None else padding
+    if padding_mode != "none" and pad:
+        x = Padding2D(pad, mode=padding_mode, name=f"{name}_pad")(x)
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    if relu:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def apply_downsample(x, strides, antialias, name):
+    """Zhang 2019's placement: a strided op becomes stride 1 followed by BlurPool."""
+    if strides == 1 or not antialias:
+        return x
+    return BlurPool2D(strides=strides, name=f"{name}_blurpool")(x)
+
+
+def _center_crop_to(x, reference, name):
+    """Crops ``x`` to ``reference``'s spatial size (padding "none" shrinks the main path)."""
+    crop_h = x.shape[1] - reference.shape[1]
+    crop_w = x.shape[2] - reference.shape[2]
+    if crop_h == 0 and crop_w == 0:
+        return x
+    return keras.layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2), (crop_w // 2, crop_w - crop_w // 2)), name=name)(x)
+
+
+def apply_shortcut(x, filters, strides, padding_mode, antialias, name):
+    """Identity, or (BlurPool ->) 1x1 projection -> BatchNorm when the shape changes."""
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    if antialias:
+        x = apply_downsample(x, strides, True, name)
+        strides = 1
+    return apply_conv_bn(x, filters, 1, strides, padding_mode, name, relu=False, padding=0)
+
+
+def apply_basic_block(x, filters, strides, padding_mode, antialias, name):
+    """ResNet BasicBlock (two 3x3 convolutions), as torchvision's."""
+    shortcut = apply_shortcut(x, filters, strides, padding_mode, antialias, f"{name}_downsample")
+    conv_strides = 1 if antialias else strides
+    y = apply_conv_bn(x, filters, 3, conv_strides, padding_mode, f"{name}_1")
+    y = apply_downsample(y, strides, antialias, f"{name}_1")
+    y = apply_conv_bn(y, filters, 3, 1, padding_mode, f"{name}_2", relu=False)
+    return _add_relu(shortcut, y, name)
+
+
+def apply_bottleneck_block(x, filters, strides, padding_mode, antialias, name):
+    """ResNet Bottleneck (1x1, 3x3 with the stride, 1x1 x4), as torchvision's v1.5."""
+    out = filters * BOTTLENECK_EXPANSION
+    shortcut = apply_shortcut(x, out, strides, padding_mode, antialias, f"{name}_downsample")
+    y = apply_conv_bn(x, filters, 1, 1, padding_mode, f"{name}_1", padding=0)
+    y = apply_conv_bn(y, filters, 3, 1 if antialias else strides, padding_mode, f"{name}_2")
+    y = apply_downsample(y, strides, antialias, f"{name}_2")
+    y = apply_conv_bn(y, out, 1, 1, padding_mode, f"{name}_3", relu=False, padding=0)
+    return _add_relu(shortcut, y, name)
+
+
+def _add_relu(shortcut, y, name):
+    shortcut = _center_crop_to(shortcut, y, f"{name}_crop")
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(x)
+
+
+def apply_stem(x, stem, maxpool, width, padding_mode, antialias):
+    """ImageNet stem (7x7/2, optional 3x3/2 max-pool) or CIFAR stem (3x3/1); output named ``stem``."""
+    channels = scaled(STAGE_CHANNELS[0], width)
+    if stem == "imagenet":
+        x = apply_conv_bn(x, channels, 7, 2, padding_mode, "stem")
+    else:
+        x = apply_conv_bn(x, channels, 3, 1, padding_mode, "stem")
+    if maxpool:
+        if antialias:  # Zhang 2019: max-pool 2x2 stride 1, then BlurPool.
+            x = keras.layers.MaxPooling2D(2, strides=1, name="stem_maxpool")(x)
+            x = BlurPool2D(strides=2, name="stem_blurpool")(x)
+        else:  # After a ReLU, zero padding is PyTorch's -inf padding for a max.
+            if padding_mode != "none":
+                x = keras.layers.ZeroPadding2D(1, name="stem_maxpool_pad")(x)
+            x = keras.layers.MaxPooling2D(3, strides=2, name="stem_maxpool")(x)
+    return keras.layers.Identity(name="stem")(x)
+
+
+def _unpadded_sizes(size, stem, maxpool, head, block_kind, blocks, antialias):
+    """Spatial size after the stem, each stage and the head when nothing is padded."""
+    def conv(n, k, s):
+        return (n - k) // s + 1
+
+    def strided(n, k, s):  # Zhang's placement: valid conv stride 1, then BlurPool (reflect-padded).
+        return (conv(n, k, 1) - 1) // s + 1 if antialias and s > 1 else conv(n, k, s)
+
+    n = conv(size, 7, 2) if stem == "imagenet" else conv(size, 3, 1)
+    if maxpool:
+        n = (conv(n, 2, 1) - 1) // 2 + 1 if antialias else conv(n, 3, 2)
+    sizes = {"stem": n}
+    for index, count in enumerate(blocks, start=1):
+        for block in range(count):
+            s = 2 if (block == 0 and index > 1) else 1
+            n = conv(strided(n, 3, s), 3, 1) if block_kind == "basic" else strided(n, 3, s)
+        sizes[f"stage{index}"] = n
+    if head == "gapnet":
+        sizes["head"] = conv(n, 3, 1)
+    return sizes
+
+
+def _check_unpadded_input(input_shape, stem, maxpool, head, block_kind, blocks, antialias):
+    """With padding "none", fails early and names the layer where the map vanishes."""
+    if None in input_shape[:2]:
+        raise ValueError(f'`padding="none"` needs a fixed input size. Received: input_shape={input_shape}')
+    for size in input_shape[:2]:
+        for layer, n in _unpadded_sizes(size, stem, maxpool, head, block_kind, blocks, antialias).items():
+            if n < 1:
+                raise ValueError(
+                    f"input_shape={input_shape} is too small for padding='none': the feature map "
+                    f"vanishes at `{layer}`. Use a larger input or a padding mode."
+                )
+
+
+def resnet(
+    depth: int = 18,
+    num_classes: int = 10,
+    input_shape: tuple = (96, 96, 3),
+    *,
+    stem: str = "imagenet",
+    maxpool: bool = False,
+    padding: str = "zero",
+    head: str = "gap",
+    permute_at: str = "pool",
+    permutation_mode: str = "batch",
+    permutation_seed: int | None = None,
+    antialias: bool = False,
+    width: float = 1.0,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a functional ResNet (18, 34 or 50) for the paper's experiments.
+
+    Parameters
+    ----------
+    depth : {18, 34, 50}
+    num_classes : int
+        Logits produced by the head (no softmax).
+    input_shape : tuple
+        ``(height, width, channels)``; ``None`` sizes are allowed except with
+        ``padding="none"`` or non-zero padding modes.
+    stem : {"imagenet", "cifar"}
+        ``"imagenet"``: 7x7 stride-2 convolution (the paper's, total stride 16
+        without max-pool); ``"cifar"``: 3x3 stride 1.
+    maxpool : bool
+        3x3 stride-2 max-pool after the ImageNet stem (off in the paper).
+    padding : {"zero", "reflect", "replicate", "circular", "none"}
+        Padding of every convolution, explicit and symmetric as PyTorch's
+        ``padding_mode``; ``"none"`` drops it (``valid`` everywhere; residuals
+        are centre-cropped to the main path).
+    head : {"gapnet", "gap", "permuted_gap"}
+        ``"gapnet"``: 3x3 conv (bias) to ``num_classes`` maps, then GAP (the
+        paper's GAPNet, no dense layer). ``"gap"``: GAP, then dense.
+        ``"permuted_gap"``: GAP, random channel permutation, dense (PermuteNet).
+    permute_at : {"pool", "stage1", "stage2", "stage3", "stage4"}
+        With ``head="permuted_gap"``, where the permutation sits: the pooled
+        vector (the paper's experiments) or the input of a stage instead.
+    permutation_mode : {"batch", "sample"}
+        See :class:`pcw_keras.layers.ChannelPermutation`.
+    permutation_seed : int, optional
+        Seed of the permutation's random stream.
+    antialias : bool
+        BlurPool (filter 4) in the strided convolutions, shortcuts and max-pool,
+        Zhang 2019's placement; the stem convolution stays strided as in
+        Zhang's default (``pool_only=True``).
+    width : float
+        Channel multiplier (> 0): 1.0 is 64-128-256-512.
+
+    Returns
+    -------
+    keras.Model
+        Layers named ``stem``, ``stage1``..``stage4``, ``pool``, ``head``.
+
+    Example
+    -------
+    >>> model = resnet(18, num_classes=9, head="permuted_gap", width=0.25)
+    >>> model.get_layer("pool").output.shape
+    (None, 128)
+    """
+    if depth not in DEPTHS:
+        raise ValueError(f"`depth` must be one of {tuple(DEPTHS)}. Received: depth={depth!r}")
+    check_int_range("num_classes", num_classes, 1)
+    check_choice("stem", stem, STEMS)
+    check_choice("padding", padding, PADDINGS)
+    check_choice("head", head, HEADS)
+    check_choice("permute_at", permute_at, PERMUTE_AT)
+    check_positive("width", width)
+    if len(tuple(input_shape)) != 3:
+        raise ValueError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}")
+    block_kind, blocks = DEPTHS[depth]
+    maxpool = maxpool and stem == "imagenet"
+    if padding == "none":
+        _check_unpadded_input(tuple(input_shape), stem, maxpool, head, block_kind, blocks, antialias)
+    apply_block = apply_basic_block if block_kind == "basic" else apply_bottleneck_block
+    permute_stage = head == "permuted_gap" and permute_at != "pool"
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = apply_stem(inputs, stem, maxpool, width, padding, antialias)
+    for index, (channels, count) in enumerate(zip(STAGE_CHANNELS, blocks), start=1):
+        stage = f"stage{index}"
+        if permute_stage and permute_at == stage:
+            x = ChannelPermutation(mode=permutation_mode, seed=permutation_seed, name="permute")(x)
+        for block in range(1, count + 1):
+            strides = 2 if (block == 1 and index > 1) else 1
+            x = apply_block(x, scaled(channels, width), strides, padding, antialias, f"{stage}_block{block}")
+        x = keras.layers.Identity(name=stage)(x)
+
+    if head == "gapnet":
+        if padding != "none":
+            x = Padding2D(1, mode=padding, name="head_pad")(x)
+        x = keras.layers.Conv2D(num_classes, 3, padding="valid", use_bias=True, name="head")(x)
+        outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        if head == "permuted_gap" and not permute_stage:
+            x = PermutedGlobalAveragePooling2D(mode=permutation_mode, seed=permutation_seed, name="pool")(x)
+        else:
+            x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        outputs = keras.layers.Dense(num_classes, name="head")(x)
+    default_name = f"resnet{depth}_{head}"
+    return keras.Model(inputs, outputs, name=name or default_name)

@@ -1,0 +1,13 @@
+"""Shared pytest setup: quiet TensorFlow logs, fixed seeds."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    keras.utils.set_random_seed(1234)
+    yield

@@ -1,0 +1,188 @@
+"""The ResNets: the paper's sizes, PyTorch's padding, stable names, clear errors."""
+import keras
+import numpy as np
+import pytest
+
+from pcw_keras import models
+from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
+
+
+def trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def torch_resnet18_body_params():
+    """Parameters of torchvision's ResNet-18 without its fc, counted by hand.
+
+    PyTorch counts BatchNorm's weight and bias (2 per channel); its running
+    statistics are buffers, as Keras' are non-trainable weights.
+    """
+    conv = lambda cin, cout, k: cin * cout * k * k  # noqa: E731
+    bn = lambda c: 2 * c  # noqa: E731
+    total = conv(3, 64, 7) + bn(64)  # stem
+    cin = 64
+    for cout in (64, 128, 256, 512):
+        for block in range(2):
+            total += conv(cin, cout, 3) + bn(cout) + conv(cout, cout, 3) + bn(cout)
+            if cin != cout:  # 1x1 projection shortcut in the first block of stages 2-4
+                total += conv(cin, cout, 1) + bn(cout)
+            cin = cout
+    return total
+
+
+def test_torch_count_matches_the_published_resnet18_size():
+    # torchvision's resnet18 has 11,689,512 parameters with its 512 -> 1000 fc.
+    assert torch_resnet18_body_params() + 512 * 1000 + 1000 == 11_689_512
+
+
+def test_permutenet_parameter_count_equals_the_reference():
+    model = models.permutenet_resnet18(9)
+    assert trainable_count(model) == torch_resnet18_body_params() + 512 * 9 + 9
+
+
+def test_gapnet_parameter_count_equals_the_reference():
+    # GAPNet: a 3x3 conv (with bias) from 512 channels to the classes, no dense layer.
+    model = models.gapnet_resnet18(9)
+    assert trainable_count(model) == torch_resnet18_body_params() + 512 * 9 * 3 * 3 + 9
+    assert not any(isinstance(layer, keras.layers.Dense) for layer in model.layers)
+
+
+@pytest.mark.parametrize("size, final", [(96, 6), (224, 14)])
+@pytest.mark.parametrize("builder", [models.gapnet_resnet18, models.permutenet_resnet18])
+def test_output_shapes(builder, size, final):
+    model = builder(9, input_shape=(size, size, 3), width=0.125)
+    assert model.get_layer("stage4").output.shape == (None, final, final, 64)
+    assert model.output.shape == (None, 9)
+    assert model(np.zeros((2, size, size, 3), "float32")).shape == (2, 9)
+
+
+def test_paper_layer_sizes_and_names():
+    model = models.permutenet_resnet18(9)
+    expected = {"stem": (48, 48, 64), "stage1": (48, 48, 64), "stage2": (24, 24, 128),
+                "stage3": (12, 12, 256), "stage4": (6, 6, 512)}
+    for name, shape in expected.items():
+        assert model.get_layer(name).output.shape[1:] == shape
+    assert model.get_layer("pool").output.shape == (None, 512)
+    assert isinstance(model.get_layer("pool"), PermutedGlobalAveragePooling2D)
+    assert model.get_layer("head").output.shape == (None, 9)
+
+
+def set_all_weights_to_ones(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(np.full(layer.kernel.shape, 1e-2, "float32"))
+            if layer.bias is not None:
+                layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+
+
+@pytest.mark.parametrize("padding", ["zero", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("size", [97, 225])
+def test_padding_is_symmetric(padding, size):
+    """A network of constant weights fed ones gives a spatially symmetric map.
+
+    Sizes where every stride-2 window grid fits exactly (97, 225), as in PyTorch.
+    """
+    model = models.resnet(18, 9, (size, size, 3), padding=padding, head="gap", width=0.125)
+    set_all_weights_to_ones(model)
+    features = keras.Model(model.input, [model.get_layer(f"stage{i}").output for i in range(1, 5)])
+    for fmap in features(np.ones((1, size, size, 3), "float32")):
+        fmap = keras.ops.convert_to_numpy(fmap)[0]
+        np.testing.assert_allclose(fmap, fmap[::-1], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(fmap, fmap[:, ::-1], rtol=1e-4, atol=1e-6)
+    if padding == "zero":  # the border really differs from the centre: zero padding leaks position
+        assert not np.allclose(fmap[0, 0], fmap[fmap.shape[0] // 2, fmap.shape[1] // 2])
+
+
+def test_stem_corner_sees_pytorch_window_not_keras_same():
+    """At 96 px, PyTorch pads 3 on each side: the corner window holds 4x4 image pixels.
+
+    Keras' 'same' would pad 2 before and 3 after, so the corner would hold 5x5.
+    """
+    model = models.resnet(18, 9, (96, 96, 3), width=0.125)
+    set_all_weights_to_ones(model)
+    stem_conv = keras.Model(model.input, model.get_layer("stem_conv").output)
+    fmap = keras.ops.convert_to_numpy(stem_conv(np.ones((1, 96, 96, 3), "float32")))[0, :, :, 0]
+    assert fmap.shape == (48, 48)
+    assert fmap[0, 0] == pytest.approx(4 * 4 * 3 * 1e-2, rel=1e-5)
+    assert fmap[-1, -1] == pytest.approx(5 * 5 * 3 * 1e-2, rel=1e-5)  # the last row is dropped, as in PyTorch
+    assert fmap[24, 24] == pytest.approx(7 * 7 * 3 * 1e-2, rel=1e-5)
+
+
+def test_circular_padding_is_translation_equivariant_to_the_stage_outputs():
+    model = models.resnet(18, 4, (32, 32, 3), stem="cifar", padding="circular", head="gap", width=0.125)
+    stage1 = keras.Model(model.input, model.get_layer("stage1").output)
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    shifted = np.roll(x, 5, axis=2)
+    a = keras.ops.convert_to_numpy(stage1(x))
+    b = keras.ops.convert_to_numpy(stage1(shifted))
+    np.testing.assert_allclose(np.roll(a, 5, axis=2), b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3", "stage4"])
+def test_permutation_before_a_stage(stage):
+    model = models.resnet(18, 9, (64, 64, 3), head="permuted_gap", permute_at=stage, width=0.125)
+    permute = model.get_layer("permute")
+    assert isinstance(permute, ChannelPermutation)
+    assert not isinstance(model.get_layer("pool"), PermutedGlobalAveragePooling2D)
+    assert model.output.shape == (None, 9)
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+@pytest.mark.parametrize("stem, maxpool, antialias", [("imagenet", True, False), ("cifar", False, True), ("imagenet", True, True)])
+def test_depths_stems_and_antialiasing_build_and_run(depth, stem, maxpool, antialias):
+    size = 32 if stem == "cifar" else 64
+    model = models.resnet(depth, 5, (size, size, 3), stem=stem, maxpool=maxpool, antialias=antialias, width=0.0625)
+    expected_channels = max(1, round(512 * 0.0625)) * (4 if depth == 50 else 1)
+    assert model.get_layer("stage4").output.shape[-1] == expected_channels
+    assert keras.ops.convert_to_numpy(model(np.zeros((1, size, size, 3), "float32"))).shape == (1, 5)
+    if antialias:
+        assert any(layer.name.endswith("blurpool") for layer in model.layers)
+
+
+def test_padding_none_shrinks_and_crops_the_residuals():
+    model = models.resnet(18, 9, (224, 224, 3), padding="none", head="gap", width=0.125)
+    assert model.get_layer("stage4").output.shape == (None, 1, 1, 64)
+
+
+def test_width_multiplier():
+    model = models.resnet(18, 9, (96, 96, 3), width=0.25)
+    assert model.get_layer("stage1").output.shape[-1] == 16
+    assert model.get_layer("pool").output.shape == (None, 128)
+
+
+def test_registry():
+    assert {"gapnet_resnet18", "permutenet_resnet18", "resnet50_blur"} <= set(models.list_models())
+    model = models.create_model("resnet18_permutenet", num_classes=3, width=0.125, input_shape=None)
+    assert isinstance(model.get_layer("pool"), PermutedGlobalAveragePooling2D)
+    with pytest.raises(ValueError, match="Unknown model 'resnet19'"):
+        models.create_model("resnet19")
+
+
+def test_model_saves_and_loads(tmp_path):
+    model = models.permutenet_resnet18(9, input_shape=(64, 64, 3), width=0.125, permutation_seed=0)
+    path = tmp_path / "permutenet.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    features = lambda m: keras.Model(m.input, m.get_layer("stage4").output)(x)  # noqa: E731
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(features(loaded)), keras.ops.convert_to_numpy(features(model)), atol=1e-5)
+    assert isinstance(loaded.get_layer("pool"), PermutedGlobalAveragePooling2D)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"depth": 19}, r"depth.*\(18, 34, 50\).*Received: depth=19"),
+        ({"padding": "mirror"}, r"padding.*Received: padding='mirror'"),
+        ({"width": 0}, r"width.*> 0.*Received: width=0"),
+        ({"head": "dense"}, r"head.*Received: head='dense'"),
+        ({"stem": "tiny"}, r"stem.*Received: stem='tiny'"),
+        ({"num_classes": 0}, r"num_classes.*Received: num_classes=0"),
+        ({"permute_at": "stage5"}, r"permute_at.*Received: permute_at='stage5'"),
+        ({"padding": "none", "input_shape": (96, 96, 3)}, r"too small for padding='none'.*stage"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs, match):
+    kwargs = {"depth": 18, "num_classes": 9, "input_shape": (64, 64, 3), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        models.resnet(**kwargs)

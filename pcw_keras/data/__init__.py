@@ -1,0 +1,27 @@
+"""Data for pcw_keras: image sources and the canvas tasks' pipelines."""
+from pcw_keras.data.canvas import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    CanvasPlacement,
+    canvas_dataset,
+    evaluate_canvas,
+    evaluation_passes,
+    place_on_canvas,
+    placement_dataset,
+)
+from pcw_keras.data.sources import SOURCE_NAMES, ImageSet, load_split, split_validation
+
+__all__ = [
+    "CIFAR_MEAN",
+    "CIFAR_STD",
+    "CanvasPlacement",
+    "ImageSet",
+    "SOURCE_NAMES",
+    "canvas_dataset",
+    "evaluate_canvas",
+    "evaluation_passes",
+    "load_split",
+    "place_on_canvas",
+    "placement_dataset",
+    "split_validation",
+]

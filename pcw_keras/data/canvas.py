@@ -1,0 +1,376 @@
+"""The paper's canvas tasks: a CIFAR image pasted into one cell of a zero canvas.
+
+An image is normalised with the CIFAR mean and std, flipped at random in
+training, and pasted into one cell, drawn uniformly per sample, of a canvas of
+``grid x grid`` cells that is zero elsewhere (the mean colour after
+normalisation). Cell ``k`` is row ``k // grid``, column ``k % grid``. The
+*location* task's label is ``k``; the *image* task's label is the class.
+
+Two paths build the same canvases from the same seed:
+
+- host: :func:`canvas_dataset` yields float32 canvases, built in ``tf.data``
+  one batch at a time (a gather of uint8 images, then one vectorised map);
+- device: :func:`placement_dataset` yields uint8 patches and cell indices
+  (``grid**2`` times fewer bytes, a quarter of the width), and a model starts
+  with :class:`CanvasPlacement`, which normalises and places them with
+  ``keras.ops`` on the accelerator.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from pcw_keras.data.imageset import ImageSet
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+TASKS = ("location", "image")
+FEEDS = ("canvas", "patches")
+
+
+def place_on_canvas(patches, cells, grid: int):
+    """Paste each patch into its cell of a zero canvas (``keras.ops`` only).
+
+    Parameters
+    ----------
+    patches : tensor
+        ``(B, h, w, C)`` float patches.
+    cells : tensor
+        ``(B,)`` integer cells in ``[0, grid * grid)``; cell ``k`` is row
+        ``k // grid``, column ``k % grid``.
+    grid : int
+        Cells per side.
+
+    Returns
+    -------
+    tensor
+        ``(B, grid * h, grid * w, C)``, the patch at its cell and exactly 0
+        elsewhere.
+
+    Examples
+    --------
+    >>> canvas = place_on_canvas(np.ones((1, 2, 2, 1), "float32"), np.array([5]), grid=3)
+    >>> ops.convert_to_numpy(canvas)[0, :, :, 0].astype(int).tolist()[2:4]
+    [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 1]]
+    """
+    patches = ops.convert_to_tensor(patches)
+    cells = ops.cast(ops.convert_to_tensor(cells), "int32")
+    _, h, w, c = patches.shape
+    positions = ops.arange(grid, dtype="int32")
+    rows = ops.equal(ops.expand_dims(cells // grid, 1), positions)
+    cols = ops.equal(ops.expand_dims(cells % grid, 1), positions)
+    mask = ops.logical_and(
+        ops.reshape(rows, (-1, grid, 1, 1, 1, 1)), ops.reshape(cols, (-1, 1, 1, grid, 1, 1))
+    )
+    tiles = ops.expand_dims(ops.expand_dims(patches, 1), 3)
+    canvas = ops.where(mask, tiles, ops.zeros((), patches.dtype))
+    return ops.reshape(canvas, (-1, grid * h, grid * w, c))
+
+
+def normalize(images, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD):
+    """``(uint8 / 255 - mean) / std`` in float32 (``keras.ops``)."""
+    images = ops.cast(images, "float32") / 255.0
+    return (images - ops.convert_to_tensor(mean, "float32")) / ops.convert_to_tensor(std, "float32")
+
+
+@keras.saving.register_keras_serializable(package="pcw_keras")
+class CanvasPlacement(keras.layers.Layer):
+    """Normalise uint8 patches and paste each into its cell of a zero canvas.
+
+    The on-device half of the canvas task: fed by :func:`placement_dataset`,
+    it gives exactly the canvases of :func:`canvas_dataset` for the same seed,
+    while the host moves only uint8 patches and cell indices.
+
+    Args:
+        grid: cells per side of the canvas.
+        mean: per-channel mean subtracted after scaling to ``[0, 1]``.
+        std: per-channel std divided by after the mean.
+
+    Call arguments:
+        inputs: a pair ``(patches, cells)``: ``(B, h, w, C)`` uint8 patches
+            and ``(B,)`` integer cells in ``[0, grid * grid)``.
+
+    Example:
+    ```python
+    patches = keras.Input((32, 32, 3), dtype="uint8")
+    cells = keras.Input((), dtype="int32")
+    canvas = CanvasPlacement(grid=3)((patches, cells))  # (None, 96, 96, 3)
+    ```
+    """
+
+    def __init__(self, grid: int, mean=CIFAR_MEAN, std=CIFAR_STD, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(grid, int) or grid < 1:
+            raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
+        self.grid = grid
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def call(self, inputs):
+        patches, cells = inputs
+        return place_on_canvas(normalize(patches, self.mean, self.std), cells, self.grid)
+
+    def compute_output_shape(self, input_shape):
+        (batch, h, w, c), _ = input_shape
+        scale = lambda n: None if n is None else n * self.grid  # noqa: E731
+        return (batch, scale(h), scale(w), c)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"grid": self.grid, "mean": list(self.mean), "std": list(self.std)})
+        return config
+
+
+def placement_dataset(
+    imageset: ImageSet,
+    *,
+    grid: int,
+    task: str,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    flip: bool = True,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """Batches of ``((uint8 patches, int32 cells), int32 labels)`` for :class:`CanvasPlacement`.
+
+    Same order, cells, flips and labels as :func:`canvas_dataset` with the
+    same arguments; see there.
+    """
+    return _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder).map(
+        lambda patches, cells, labels: ((patches, cells), labels)
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def canvas_dataset(
+    imageset: ImageSet,
+    *,
+    grid: int,
+    task: str,
+    batch_size: int,
+    training: bool,
+    seed: int,
+    flip: bool = True,
+    drop_remainder: bool | None = None,
+) -> tf.data.Dataset:
+    """Batches of ``(float32 canvases (B, 32*grid, 32*grid, 3), int32 labels (B,))``.
+
+    Per batch, inside ``tf.data``: gather the uint8 images, scale to
+    ``[0, 1]``, normalise with :data:`CIFAR_MEAN`/:data:`CIFAR_STD`, flip
+    horizontally with probability 1/2 (training with ``flip`` only), and
+    paste each at a uniform random cell. Cells (and flips) are redrawn at
+    every pass over the dataset; the same ``seed`` gives the same sequence of
+    passes.
+
+    Parameters
+    ----------
+    imageset : ImageSet
+        The images; held in memory as uint8.
+    grid : int
+        Cells per side (3 gives 96x96 canvases, 7 gives 224x224).
+    task : {"location", "image"}
+        Label by cell index or by class.
+    batch_size : int
+        Samples per batch.
+    training : bool
+        Shuffle (with ``seed``, anew every pass), flip, and drop the last
+        partial batch by default.
+    seed : int
+        Seed of the order, cells and flips.
+    flip : bool
+        Random horizontal flip in training.
+    drop_remainder : bool, optional
+        Defaults to ``training``: full batches only, so a compiled step
+        sees one shape.
+
+    Examples
+    --------
+    >>> data = load_split("cifar10-mini", "test", limit=100)  # doctest: +SKIP
+    >>> ds = canvas_dataset(data, grid=3, task="location", batch_size=48,
+    ...                     training=True, seed=0)  # doctest: +SKIP
+    """
+    return (
+        _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder)
+        .map(
+            lambda patches, cells, labels: (_host_canvas(patches, cells, grid), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _host_canvas(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:
+    """Normalise uint8 patches and place them, in TensorFlow ops (same order as :class:`CanvasPlacement`)."""
+    patches = tf.cast(patches, tf.float32) / 255.0
+    patches = (patches - tf.constant(CIFAR_MEAN, tf.float32)) / tf.constant(CIFAR_STD, tf.float32)
+    return place_on_canvas_tf(patches, cells, grid)
+
+
+def place_on_canvas_tf(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:
+    """:func:`place_on_canvas` in TensorFlow ops, for ``tf.data`` under any Keras backend.
+
+    One ``tf.scatter_nd`` of the patch rows into a zero canvas seen as
+    ``(B, grid * h, grid, w * C)``: the canvas is written once, zeros then
+    patch. On 2 CPU cores this is 2-3x faster than a masked broadcast and
+    about 7x faster than the 6-D ``tf.where``; empty cells are +0.0 exactly.
+    """
+    _, h, w, c = patches.shape
+    size = tf.shape(patches)[0]
+    cells = tf.cast(cells, tf.int32)
+    rows = (cells // grid)[:, None] * h + tf.range(h)[None, :]
+    samples = tf.broadcast_to(tf.range(size)[:, None], tf.shape(rows))
+    columns = tf.broadcast_to((cells % grid)[:, None], tf.shape(rows))
+    canvas = tf.scatter_nd(
+        tf.stack([samples, rows, columns], axis=-1),
+        tf.reshape(patches, (size, h, w * c)),
+        tf.stack([size, grid * h, grid, w * c]),
+    )
+    return tf.reshape(canvas, (-1, grid * h, grid * w, c))
+
+
+def _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder):
+    """``(uint8 patches, int32 cells, int32 labels)`` batches: the part both paths share."""
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+    if not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    if drop_remainder is None:
+        drop_remainder = training
+    if drop_remainder and len(imageset) < batch_size:
+        raise ValueError(
+            f"Cannot make a full batch of {batch_size} from {len(imageset)} images "
+            "(drop_remainder=True). Use a smaller `batch_size` or more images."
+        )
+    images = tf.constant(imageset.images)
+    classes = tf.constant(imageset.labels, tf.int32)
+    count = len(imageset)
+    do_flip = training and flip
+
+    def one_pass(key):
+        order = tf.range(count, dtype=tf.int32)
+        if training:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([key, -1]))
+        return (
+            tf.data.Dataset.from_tensor_slices(order)
+            .batch(batch_size, drop_remainder=drop_remainder)
+            .enumerate()
+            .map(lambda step, indices: (indices, tf.stack([key, step])))
+        )
+
+    def draw(indices, step_key):
+        patches = tf.gather(images, indices)
+        size = tf.shape(indices)[:1]
+        cells = tf.random.stateless_uniform(
+            size, seed=step_key, minval=0, maxval=grid * grid, dtype=tf.int32
+        )
+        if do_flip:
+            mirror = tf.random.stateless_uniform(size, seed=step_key + [0, 1 << 40]) < 0.5
+            # Pick each sample from the stacked originals and mirrors (a gather is
+            # several times faster than a broadcast tf.where here).
+            pick = tf.range(size[0]) + size[0] * tf.cast(mirror, tf.int32)
+            patches = tf.gather(tf.concat([patches, tf.reverse(patches, [2])], 0), pick)
+        labels = cells if task == "location" else tf.gather(classes, indices)
+        return patches, cells, labels
+
+    # One key per pass over the data, new at each iteration and repeatable from `seed`.
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return keys.flat_map(one_pass).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def evaluation_passes(
+    imageset: ImageSet,
+    *,
+    grid: int,
+    task: str,
+    batch_size: int,
+    passes: int | None = None,
+    seed: int = 0,
+) -> list[tf.data.Dataset]:
+    """One evaluation dataset per pass, each with a fresh random placement.
+
+    ``passes`` defaults to ``grid * grid`` (the paper's protocol: report the
+    mean accuracy over the passes). No shuffle, no flip, no dropped samples.
+    """
+    return [
+        canvas_dataset(
+            imageset, grid=grid, task=task, batch_size=batch_size, training=False,
+            seed=pass_seed, flip=False,
+        )
+        for pass_seed in _pass_seeds(grid, passes, seed)
+    ]
+
+
+def evaluate_canvas(
+    model,
+    imageset: ImageSet,
+    *,
+    grid: int,
+    task: str,
+    batch_size: int = 256,
+    passes: int | None = None,
+    seed: int = 0,
+    feed: str = "canvas",
+) -> dict:
+    """Accuracy of ``model``'s argmax over :func:`evaluation_passes`.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps canvases (``feed="canvas"``) or ``(uint8 patches, cells)``
+        (``feed="patches"``, a model starting with :class:`CanvasPlacement`)
+        to one score per label.
+    imageset, grid, task, batch_size, passes, seed
+        As in :func:`evaluation_passes`; the same seeds give the same canvases.
+    feed : {"canvas", "patches"}
+        What the model takes.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (mean over passes), ``accuracy_per_pass`` (list) and
+        ``per_cell_accuracy`` (``grid * grid`` floats, row-major: the accuracy
+        over all passes of the samples whose image was in that cell; NaN for a
+        cell never drawn).
+    """
+    if feed not in FEEDS:
+        raise ValueError(f"`feed` must be one of {FEEDS}. Received: feed={feed!r}")
+    cells_total = grid * grid
+    hits = np.zeros(cells_total)
+    seen = np.zeros(cells_total)
+    per_pass = []
+    for pass_seed in _pass_seeds(grid, passes, seed):
+        batches = _batches(imageset, grid, task, batch_size, False, pass_seed, False, False)
+        if feed == "canvas":
+            batches = batches.map(
+                lambda patches, cells, labels: (_host_canvas(patches, cells, grid), cells, labels),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        correct = 0
+        for inputs, cells, labels in batches.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            inputs = (inputs, cells) if feed == "patches" else inputs
+            predicted = np.argmax(model.predict_on_batch(inputs), axis=-1)
+            right = predicted == labels
+            correct += int(right.sum())
+            hits += np.bincount(cells, weights=right, minlength=cells_total)
+            seen += np.bincount(cells, minlength=cells_total)
+        per_pass.append(correct / len(imageset))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_cell = hits / seen
+    return {
+        "accuracy": float(np.mean(per_pass)),
+        "accuracy_per_pass": [float(a) for a in per_pass],
+        "per_cell_accuracy": [float(a) for a in per_cell],
+    }
+
+
+def _pass_seeds(grid: int, passes: int | None, seed: int) -> list[int]:
+    passes = grid * grid if passes is None else passes
+    if not isinstance(passes, int) or passes < 1:
+        raise ValueError(f"`passes` must be a positive integer or None. Received: passes={passes!r}")
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(passes, np.uint32)]

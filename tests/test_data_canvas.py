@@ -1,0 +1,206 @@
+"""Canvas tasks: placement, labels, normalisation, randomness, on-device parity, evaluation."""
+import keras
+import numpy as np
+import pytest
+
+from pcw_keras.data.canvas import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    CanvasPlacement,
+    canvas_dataset,
+    evaluate_canvas,
+    evaluation_passes,
+    place_on_canvas,
+    place_on_canvas_tf,
+    placement_dataset,
+)
+from pcw_keras.data.imageset import ImageSet
+
+MEAN = np.array(CIFAR_MEAN, np.float32)
+STD = np.array(CIFAR_STD, np.float32)
+
+
+def make_images(count=60, seed=0, num_classes=3):
+    images = np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    return ImageSet(images, np.arange(count) % num_classes, [f"c{i}" for i in range(num_classes)])
+
+
+def reference_canvas(patches, cells, grid):
+    h, w = patches.shape[1:3]
+    out = np.zeros((len(patches), grid * h, grid * w, patches.shape[-1]), patches.dtype)
+    for i, (patch, cell) in enumerate(zip(patches, cells)):
+        r, c = divmod(int(cell), grid)
+        out[i, r * h:(r + 1) * h, c * w:(c + 1) * w] = patch
+    return out
+
+
+def occupied_cells(canvas, grid):
+    """Cells with any non-zero pixel, per sample: ``(B, grid*grid)`` bool."""
+    b, height, width, _ = canvas.shape
+    blocks = canvas.reshape(b, grid, height // grid, grid, width // grid, -1)
+    return np.abs(blocks).max(axis=(2, 4, 5)).reshape(b, grid * grid) > 0
+
+
+@pytest.mark.parametrize("grid", [1, 3, 5, 7])
+def test_location_labels_match_patch_position_and_rest_is_zero(grid):
+    data = make_images(40)
+    ds = canvas_dataset(data, grid=grid, task="location", batch_size=16, training=True, seed=grid)
+    for canvas, labels in ds.take(2).as_numpy_iterator():
+        assert canvas.shape == (16, 32 * grid, 32 * grid, 3) and canvas.dtype == np.float32
+        assert labels.dtype == np.int32
+        occupied = occupied_cells(canvas, grid)
+        assert (occupied.sum(axis=1) == 1).all()
+        np.testing.assert_array_equal(occupied.argmax(axis=1), labels)
+        mask = np.ones_like(canvas, bool)
+        for i, cell in enumerate(labels):
+            r, c = divmod(int(cell), grid)
+            mask[i, r * 32:(r + 1) * 32, c * 32:(c + 1) * 32] = False
+        assert (canvas[mask] == 0).all() and not np.signbit(canvas[mask]).any()
+
+
+def test_normalisation_before_placement_and_image_labels():
+    data = make_images(24)
+    ds = canvas_dataset(data, grid=3, task="image", batch_size=24, training=False, seed=0)
+    canvas, labels = next(ds.as_numpy_iterator())
+    np.testing.assert_array_equal(labels, data.labels)  # eval keeps the order
+    cells = occupied_cells(canvas, 3).argmax(axis=1)
+    expected = reference_canvas((data.images / np.float32(255) - MEAN) / STD, cells, 3)
+    np.testing.assert_allclose(canvas, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_same_seed_same_batches_and_different_seed_differs():
+    data = make_images(96)
+
+    def first_epoch(seed):
+        ds = canvas_dataset(data, grid=3, task="location", batch_size=32, training=True, seed=seed)
+        return list(ds.as_numpy_iterator())
+
+    a, b, c = first_epoch(5), first_epoch(5), first_epoch(6)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    assert any(not np.array_equal(xa, xc) for (xa, _), (xc, _) in zip(a, c))
+
+
+def test_placement_redrawn_every_pass():
+    data = make_images(64)
+    for training in (True, False):
+        ds = canvas_dataset(data, grid=3, task="location", batch_size=64, training=training, seed=1)
+        first, second = (next(ds.as_numpy_iterator())[1] for _ in range(2))
+        assert not np.array_equal(first, second)
+
+
+def test_training_batches_full_and_eval_keeps_remainder():
+    data = make_images(50)
+    train = canvas_dataset(data, grid=3, task="image", batch_size=16, training=True, seed=0)
+    sizes = [len(y) for _, y in train.as_numpy_iterator()]
+    assert sizes == [16, 16, 16]
+    assert train.element_spec[0].shape[0] == 16  # static batch: one compiled graph
+    test = canvas_dataset(data, grid=3, task="image", batch_size=16, training=False, seed=0)
+    assert [len(y) for _, y in test.as_numpy_iterator()] == [16, 16, 16, 2]
+
+
+def test_flip_only_in_training():
+    data = make_images(64)
+
+    def count_mirrored(training):
+        ds = placement_dataset(data, grid=3, task="image", batch_size=64, training=training, seed=3)
+        (patches, _), _ = next(ds.as_numpy_iterator())
+        mirrored = 0
+        for patch in patches:
+            same = (data.images == patch).all(axis=(1, 2, 3)).any()
+            mirrored += int(not same)
+            assert same or (data.images == patch[:, ::-1]).all(axis=(1, 2, 3)).any()
+        return mirrored
+
+    assert count_mirrored(False) == 0
+    assert 10 < count_mirrored(True) < 54
+
+
+@pytest.mark.parametrize("grid", [1, 3, 7])
+def test_place_on_canvas_matches_numpy_reference(grid):
+    rng = np.random.default_rng(grid)
+    patches = rng.normal(size=(5, 4, 6, 3)).astype("float32")
+    cells = rng.integers(0, grid * grid, 5)
+    expected = reference_canvas(patches, cells, grid)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(place_on_canvas(patches, cells, grid)), expected)
+    np.testing.assert_array_equal(place_on_canvas_tf(patches, cells, grid).numpy(), expected)
+
+
+def test_canvas_placement_round_trip_and_parity_with_host(tmp_path):
+    patches_in = keras.Input((32, 32, 3), dtype="uint8")
+    cells_in = keras.Input((), dtype="int32")
+    model = keras.Model([patches_in, cells_in], CanvasPlacement(grid=3)((patches_in, cells_in)))
+    path = tmp_path / "placement.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.layers[-1].get_config()["grid"] == 3
+    assert loaded.output_shape == (None, 96, 96, 3)
+
+    data = make_images(40)
+    kwargs = dict(grid=3, task="location", batch_size=20, training=True, seed=9)
+    host = list(canvas_dataset(data, **kwargs).as_numpy_iterator())
+    device = list(placement_dataset(data, **kwargs).as_numpy_iterator())
+    for (canvas, labels), ((patches, cells), device_labels) in zip(host, device):
+        np.testing.assert_array_equal(labels, device_labels)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded([patches, cells])), canvas)
+
+
+class OracleLocation(keras.layers.Layer):
+    """Scores each cell by its absolute activation: argmax is the true cell."""
+
+    def __init__(self, grid, **kwargs):
+        super().__init__(**kwargs)
+        self.grid = grid
+
+    def call(self, x):
+        b = keras.ops.shape(x)[0]
+        h, w = x.shape[1] // self.grid, x.shape[2] // self.grid
+        blocks = keras.ops.reshape(keras.ops.abs(x), (b, self.grid, h, self.grid, w, 3))
+        return keras.ops.reshape(keras.ops.sum(blocks, axis=(2, 4, 5)), (b, self.grid * self.grid))
+
+
+def test_evaluate_canvas_with_hand_built_models():
+    data = make_images(30, num_classes=3)
+    inputs = keras.Input((96, 96, 3))
+    oracle = keras.Model(inputs, OracleLocation(3)(inputs))
+    result = evaluate_canvas(oracle, data, grid=3, task="location", batch_size=16, passes=3)
+    assert result["accuracy"] == 1.0 and result["accuracy_per_pass"] == [1.0, 1.0, 1.0]
+    assert result["per_cell_accuracy"] == [1.0] * 9
+
+    # Always class 0 on the image task: accuracy is the share of class 0 (10 of 30).
+    constant = keras.Model(inputs, keras.layers.Dense(3, kernel_initializer="zeros",
+                                                       bias_initializer=keras.initializers.Constant([1.0, 0, 0]))(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    result = evaluate_canvas(constant, data, grid=3, task="image", batch_size=16)
+    assert len(result["accuracy_per_pass"]) == 9
+    assert result["accuracy"] == pytest.approx(1 / 3)
+    assert len(result["per_cell_accuracy"]) == 9
+
+
+def test_evaluate_canvas_on_device_feed_matches_host_feed():
+    data = make_images(20)
+    patches_in = keras.Input((32, 32, 3), dtype="uint8")
+    cells_in = keras.Input((), dtype="int32")
+    canvas = CanvasPlacement(grid=3)((patches_in, cells_in))
+    on_device = keras.Model([patches_in, cells_in], OracleLocation(3)(canvas))
+    result = evaluate_canvas(on_device, data, grid=3, task="location", batch_size=8, passes=2, feed="patches")
+    assert result["accuracy"] == 1.0
+
+
+def test_evaluation_passes_default_count_and_fresh_placements():
+    data = make_images(30)
+    passes = evaluation_passes(data, grid=3, task="location", batch_size=30)
+    assert len(passes) == 9
+    labels = [next(p.as_numpy_iterator())[1] for p in passes[:2]]
+    assert not np.array_equal(*labels)
+
+
+def test_bad_arguments_are_named():
+    data = make_images(10)
+    with pytest.raises(ValueError, match="task="):
+        canvas_dataset(data, grid=3, task="where", batch_size=4, training=True, seed=0)
+    with pytest.raises(ValueError, match="grid="):
+        CanvasPlacement(grid=0)
+    with pytest.raises(ValueError, match="full batch"):
+        canvas_dataset(data, grid=3, task="image", batch_size=32, training=True, seed=0)

@@ -1,0 +1,149 @@
+"""Throughput of the canvas-task input pipelines; prints one JSON object.
+
+Measured in one process on the same in-memory CIFAR-10 training images (the
+shared tarball's train split, or ``cifar10-mini`` when it is absent), as
+canvases per second, the median of ``--repeats`` runs of ``--batches`` batches:
+
+- ``numpy_loop``: the reference's way, one image at a time: draw a cell and a
+  flip, normalise, paste into a zero canvas, then stack the batch;
+- ``canvas_dataset``: the package's host pipeline (float32 canvases);
+- ``placement_dataset``: the on-device path's host side (uint8 32x32 patches
+  and cell indices; :class:`~pcw_keras.data.CanvasPlacement` does the rest);
+- ``memcopy_bound``: NumPy copying batches of the same float32 canvas bytes
+  into new arrays, from a source larger than the CPU caches.
+
+Also the JPEG decode rate of ``load_split`` on the source (first load in the
+process; the tarball's extraction is cached on disk and reported apart).
+
+Usage::
+
+    python benchmarks/input_pipeline.py --grid 3 --batch-size 48 --batches 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset, load_split, placement_dataset
+from pcw_keras.data.archives import extract_archive
+
+SHARED_TARBALL = "/work/shared/data/cifar10-jpeg.tar.gz"
+
+
+def median_rate(run, repeats: int) -> float:
+    """Median of ``items / seconds`` over ``repeats`` calls of ``run() -> items``."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = run()
+        rates.append(items / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def numpy_loop(images, grid, batch_size, batches, rng):
+    mean, std = np.float32(CIFAR_MEAN), np.float32(CIFAR_STD)
+    h, w = images.shape[1:3]
+
+    def run():
+        for _ in range(batches):
+            canvases = []
+            for index in rng.integers(0, len(images), batch_size):
+                image = images[index]
+                if rng.random() < 0.5:
+                    image = image[:, ::-1]
+                row, col = divmod(int(rng.integers(grid * grid)), grid)
+                canvas = np.zeros((grid * h, grid * w, 3), np.float32)
+                canvas[row * h:(row + 1) * h, col * w:(col + 1) * w] = (image / np.float32(255) - mean) / std
+                canvases.append(canvas)
+            np.stack(canvases)
+        return batches * batch_size
+
+    return run
+
+
+def dataset_loop(dataset, batches, batch_size):
+    def run():
+        for _ in dataset.take(batches):
+            pass
+        return batches * batch_size
+
+    return run
+
+
+def memcopy(canvas_shape, batches, batch_size):
+    batch_bytes = int(np.prod(canvas_shape)) * 4 * batch_size
+    copies = max(2, int(512e6 // batch_bytes))
+    source = np.random.default_rng(0).random((copies, batch_size) + canvas_shape, np.float32)
+
+    def run():
+        for k in range(batches):
+            source[k % copies].copy()
+        return batches * batch_size
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--source", default=SHARED_TARBALL if os.path.exists(SHARED_TARBALL) else "cifar10-mini")
+    args = parser.parse_args()
+    grid, batch_size, batches = args.grid, args.batch_size, args.batches
+
+    start = time.perf_counter()
+    if args.source.endswith((".tar.gz", ".tgz")):
+        extract_archive(args.source)
+    extract_s = time.perf_counter() - start
+    start = time.perf_counter()
+    data = load_split(args.source, "train")
+    decode_s = time.perf_counter() - start
+    canvas_shape = (32 * grid, 32 * grid, 3)
+
+    kwargs = dict(grid=grid, task="location", batch_size=batch_size, training=True, seed=0)
+    host = canvas_dataset(data, **kwargs).repeat()
+    device_feed = placement_dataset(data, **kwargs).repeat()
+    for dataset in (host, device_feed):  # warm up: trace and fill the prefetch buffers
+        for _ in dataset.take(20):
+            pass
+    rates = {
+        "numpy_loop": median_rate(numpy_loop(data.images, grid, batch_size, batches, np.random.default_rng(0)), args.repeats),
+        "canvas_dataset": median_rate(dataset_loop(host, batches, batch_size), args.repeats),
+        "placement_dataset": median_rate(dataset_loop(device_feed, batches, batch_size), args.repeats),
+        "memcopy_bound": median_rate(memcopy(canvas_shape, batches, batch_size), args.repeats),
+    }
+    float_bytes = batch_size * int(np.prod(canvas_shape)) * 4
+    uint8_bytes = batch_size * (32 * 32 * 3 + 4)
+    print(json.dumps({
+        "source": args.source,
+        "images": len(data),
+        "grid": grid,
+        "batch_size": batch_size,
+        "batches": batches,
+        "repeats": args.repeats,
+        "cpu_count": os.cpu_count(),
+        "decode_images_per_s": round(len(data) / decode_s, 1),
+        "decode_s": round(decode_s, 2),
+        "extract_s": round(extract_s, 2),
+        "canvases_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "ratios": {
+            "canvas_dataset_over_numpy_loop": round(rates["canvas_dataset"] / rates["numpy_loop"], 3),
+            "canvas_dataset_over_memcopy_bound": round(rates["canvas_dataset"] / rates["memcopy_bound"], 3),
+            "placement_dataset_over_canvas_dataset": round(rates["placement_dataset"] / rates["canvas_dataset"], 3),
+        },
+        "bytes_per_batch": {
+            "float32_canvases": float_bytes,
+            "uint8_patches_and_cells": uint8_bytes,
+            "ratio": round(float_bytes / uint8_bytes, 1),
+        },
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pcw_keras", "pcw_keras.*"]),
     package_data={
-        "pcw_keras": ["recipes/*.yaml", "data/assets/*"],
+        "pcw_keras": ["recipes/configs/*.yaml", "data/assets/*"],
     },
     include_package_data=True,
     install_requires=[

@@ -1,0 +1,149 @@
+"""The ``pcw`` command line: train, evaluate and demonstrate the paper's experiments."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pcw_keras")
+def main() -> None:
+    """pcw: position information encoded channel-wise in CNNs (Islam et al., ICCV 2021).
+
+    Start with `pcw demo`: it trains GAPNet and PermuteNet on the canvas tasks
+    and prints the paper's table. `pcw recipes` lists the named experiments;
+    `pcw train NAME` runs one.
+    """
+    _quiet_tensorflow()
+
+
+@main.command("recipes")
+def list_recipes_command() -> None:
+    """List the shipped recipes with a one-line description each."""
+    from pcw_keras.recipes import list_recipes
+
+    recipes = list_recipes()
+    width = max(map(len, recipes))
+    for name, description in recipes.items():
+        click.echo(f"{name:<{width}}  {description}")
+
+
+def _overrides(data, epochs, batch_size, seed, sets) -> dict:
+    from pcw_keras.recipes import parse_override
+
+    overrides = {}
+    for text in sets:
+        try:
+            key, value = parse_override(text)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--set") from None
+        overrides[key] = value
+    for key, value in (("data.source", data), ("training.epochs", epochs), ("training.batch_size", batch_size), ("training.seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+@main.command("train")
+@click.argument("recipe")
+@click.option("--data", "data", metavar="SOURCE", help="tfds name, cifar10-mini, image folder, .tar.gz or .npz (default: the recipe's).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (default: the recipe's).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size (default: the recipe's).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of data order, placements and weights: same seed, same CPU run.")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default: runs/<recipe>). Rerun to resume.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field, e.g. --set model.width=0.25.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+              help="tf.distribute strategy; auto picks multi-worker from TF_CONFIG, mirrored on several GPUs.")
+def train_command(recipe, data, epochs, batch_size, seed, out, sets, strategy) -> None:
+    """Train RECIPE (a name from `pcw recipes` or a .yaml file) into a run directory.
+
+    The run directory gets the resolved recipe.yaml, metrics.csv, TensorBoard
+    logs, best.keras, last.keras and results.json. Killed, the same command
+    resumes it from the last completed epoch.
+
+    \b
+    Example:
+      pcw train location-3x3-gapnet --data ../shared/data/cifar10-jpeg.tar.gz \\
+          --epochs 1 --set model.width=0.25 --set data.limit=2000
+    """
+    from pcw_keras import recipes
+    from pcw_keras.training.runner import train
+
+    try:
+        resolved = recipes.load(recipe, **_overrides(data, epochs, batch_size, seed, sets))
+    except (ValueError, FileNotFoundError) as error:
+        raise click.UsageError(str(error)) from None
+    run_dir = out or os.path.join("runs", resolved.name)
+    try:
+        results = train(resolved, run_dir, strategy=strategy)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    if results:
+        click.echo(
+            f"test accuracy: {100 * results['test_accuracy_best']:.1f}% (best validation epoch), "
+            f"{100 * results['test_accuracy_last']:.1f}% (last epoch); chance {100 * results['chance']:.1f}%. "
+            f"Results in {os.path.join(run_dir, 'results.json')}"
+        )
+
+
+@main.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--data", "data", metavar="SOURCE", help="Evaluate on another source's test split.")
+def evaluate_command(run_dir, data) -> None:
+    """Evaluate a run directory's best and last models on the test split (writes results.json)."""
+    from pcw_keras.training.runner import evaluate_run, load_run_recipe
+
+    try:
+        recipe = load_run_recipe(run_dir, **({"data.source": data} if data else {}))
+        results = evaluate_run(run_dir, recipe=recipe)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"{results['recipe']}: test accuracy {100 * results['test_accuracy_best']:.1f}% (best validation epoch), "
+        f"{100 * results['test_accuracy_last']:.1f}% (last); chance {100 * results['chance']:.1f}%"
+    )
+
+
+@main.command("demo")
+@click.option("--quick", is_flag=True, help="Smoke run under a minute: proves the path, not the science.")
+@click.option("--full", is_flag=True, help="The paper's recipes as they are (full width, 20 epochs): hours on a CPU.")
+@click.option("--data", "data", default="cifar10-mini", show_default=True, metavar="SOURCE",
+              help="Data source; cifar10-mini ships with the package.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the whole run.")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=os.path.join("runs", "demo"), show_default=True,
+              help="Folder for results.json, results.md and the pictures.")
+def demo_command(quick, full, data, seed, out) -> None:
+    """Show that a CNN knows where things are after global pooling, and that it keeps this in channel order.
+
+    Trains GAPNet and PermuteNet (ResNet-18, width 1/8) on the location and the
+    image task on a 3x3 canvas of CIFAR-10 images, evaluates them over random
+    placements, and prints the paper's table: GAPNet locates the image,
+    PermuteNet (pooled channels shuffled) cannot, while both recognise it.
+    About 10 minutes on a 2-core CPU.
+    """
+    from pcw_keras.demo import format_table, run_demo
+
+    if quick and full:
+        raise click.UsageError("Choose one of --quick and --full.")
+    mode = "quick" if quick else "full" if full else "default"
+    try:
+        results = run_demo(out, mode=mode, source=data, seed=seed)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo("")
+    click.echo(format_table(results))
+    click.echo("")
+    click.echo(results["summary"])
+    click.echo(f"Written to {out}/: results.json, results.md, location_cells_*.png, location_examples.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Recipes: named, complete experiments that ``model.fit`` runs as they are."""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+import keras
+import yaml
+
+from pcw_keras.recipes.schema import SCHEMA, defaults, validate
+
+# Measured on a 2-core CPU (see docs/benchmarks.md): XLA speeds the training step
+# up to width 0.25 and slows it from width 0.5 on.
+XLA_MAX_WIDTH = 0.25
+
+
+def recipe_dir():
+    """The folder of the recipes shipped with the package."""
+    return resources.files("pcw_keras.recipes").joinpath("configs")
+
+
+def list_recipes() -> dict[str, str]:
+    """Shipped recipe names and their one-line descriptions, sorted by name."""
+    found = {}
+    for entry in recipe_dir().iterdir():
+        if entry.name.endswith(".yaml"):
+            found[entry.name[: -len(".yaml")]] = yaml.safe_load(entry.read_text()).get("description", "")
+    return dict(sorted(found.items()))
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parses a CLI ``section.field=value`` (the value is read as YAML: ``0.25``, ``true``, ``null``)."""
+    if "=" not in text:
+        raise ValueError(f"An override must look like section.field=value. Received: {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def _apply_overrides(raw: dict, overrides: dict) -> dict:
+    raw = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        path = key.replace("__", ".").split(".")
+        if len(path) == 1 and isinstance(value, dict):  # a whole section: model={"width": 0.25}
+            for field, field_value in value.items():
+                raw.setdefault(key, {})[field] = field_value
+            continue
+        section = raw
+        for part in path[:-1]:
+            if part not in SCHEMA and section is raw:
+                raise ValueError(f"Unknown recipe field `{key}`. Sections: {', '.join(k for k, v in SCHEMA.items() if isinstance(v, dict))}")
+            section = section.setdefault(part, {})
+        section[path[-1]] = value
+    return raw
+
+
+def load(name_or_path: str | os.PathLike, **overrides) -> "Recipe":
+    """Loads a shipped recipe by name, or a YAML file, applying overrides.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A name from :func:`list_recipes` or a path to a ``.yaml`` file.
+    **overrides
+        ``section={"field": value}``, ``section__field=value``, or
+        ``**{"section.field": value}``.
+
+    Returns
+    -------
+    Recipe
+
+    Raises
+    ------
+    ValueError
+        Unknown recipe, unknown field or bad value, naming it.
+
+    Example
+    -------
+    >>> recipe = load("location-3x3-gapnet", **{"model.width": 0.25, "training.epochs": 1})
+    >>> model = recipe.build_model()  # doctest: +SKIP
+    >>> data = recipe.datasets()  # doctest: +SKIP
+    >>> model.fit(data.train, validation_data=data.validation, epochs=recipe.epochs)  # doctest: +SKIP
+    """
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        if not os.path.isfile(text):
+            raise FileNotFoundError(f"No recipe file at {text!r}.")
+        with open(text, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle) or {}
+        raw.setdefault("name", os.path.splitext(os.path.basename(text))[0])
+    else:
+        entry = recipe_dir().joinpath(f"{text}.yaml")
+        if not entry.is_file():
+            raise ValueError(f"Unknown recipe {text!r}. Known recipes: {', '.join(list_recipes())}")
+        raw = yaml.safe_load(entry.read_text()) or {}
+    return Recipe(validate(_apply_overrides(raw, overrides)))
+
+
+@dataclass
+class Datasets:
+    """What a recipe trains and evaluates on.
+
+    ``train`` and ``validation`` are batched ``tf.data`` datasets for
+    ``model.fit``; ``test_images`` is the in-memory test split, which
+    :meth:`Recipe.evaluate` places anew for each evaluation pass.
+    """
+
+    train: object
+    validation: object
+    train_images: object
+    validation_images: object
+    test_images: object
+
+
+class Recipe:
+    """A validated recipe. ``recipe.config`` holds every field (see :mod:`pcw_keras.recipes.schema`)."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def __getitem__(self, section: str) -> dict:
+        return self.config[section]
+
+    def __repr__(self) -> str:
+        return f"Recipe({self.config['name']!r})"
+
+    @property
+    def name(self) -> str:
+        return self.config["name"]
+
+    @property
+    def epochs(self) -> int:
+        return self.config["training"]["epochs"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        side = 32 * self.config["task"]["grid"]
+        return (side, side, 3)
+
+    def num_classes(self, class_names: list[str] | None = None) -> int:
+        """Cells for the location task, classes (from the data) for the image task."""
+        if self.config["task"]["kind"] == "location":
+            return self.config["task"]["grid"] ** 2
+        if class_names is None:
+            raise ValueError("The image task needs the class names of its data to size the head.")
+        return len(class_names)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.config, sort_keys=False)
+
+    def jit_compile(self) -> bool:
+        """The resolved XLA switch (``auto``: on up to width :data:`XLA_MAX_WIDTH`)."""
+        jit = self.config["training"]["jit_compile"]
+        return self.config["model"]["width"] <= XLA_MAX_WIDTH if jit == "auto" else jit
+
+    # --- building -----------------------------------------------------------------------------------
+
+    def datasets(self) -> Datasets:
+        """Loads the data once and builds the canvas pipelines (train shuffled, full batches only)."""
+        from pcw_keras.data import canvas_dataset, load_split, split_validation
+
+        data, task, train = self.config["data"], self.config["task"], self.config["training"]
+        full = load_split(data["source"], "train", limit=data["limit"], seed=train["seed"])
+        train_images, validation_images = split_validation(full, data["validation_fraction"], seed=train["seed"])
+        test_images = load_split(data["source"], "test", limit=data["test_limit"], seed=train["seed"])
+        common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
+        return Datasets(
+            train=canvas_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common),
+            validation=canvas_dataset(validation_images, training=False, seed=train["seed"] + 1, flip=False, **common),
+            train_images=train_images,
+            validation_images=validation_images,
+            test_images=test_images,
+        )
+
+    def build_model(self, num_classes: int | None = None, class_names: list[str] | None = None) -> keras.Model:
+        """Builds and compiles the recipe's model (call inside ``strategy.scope()`` when distributing)."""
+        from pcw_keras.models import create_model
+
+        model_config = dict(self.config["model"])
+        name = model_config.pop("name")
+        model = create_model(
+            name,
+            num_classes=num_classes or self.num_classes(class_names),
+            input_shape=self.input_shape,
+            permutation_seed=self.config["training"]["seed"] if "permut" in name else None,
+            **{k: v for k, v in model_config.items() if not (k.startswith("permut") and "permut" not in name)},
+        )
+        model.compile(
+            optimizer=self.build_optimizer(),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=self.jit_compile(),
+            steps_per_execution=self.config["training"]["steps_per_execution"],
+        )
+        return model
+
+    def build_optimizer(self, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
+        opt = self.config["optimizer"]
+        rate = opt["learning_rate"]
+        if opt["schedule"] == "cosine":
+            if steps_per_epoch is None:
+                raise ValueError("A cosine schedule needs `steps_per_epoch`.")
+            rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * self.epochs)
+        if opt["name"] == "sgd":
+            return keras.optimizers.SGD(rate, momentum=opt["momentum"], nesterov=True, weight_decay=opt["weight_decay"])
+        cls = keras.optimizers.AdamW if opt["name"] == "adamw" else keras.optimizers.Adam
+        kwargs = {"weight_decay": opt["weight_decay"]} if opt["weight_decay"] is not None else {}
+        return cls(rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], **kwargs)
+
+    def evaluate(self, model: keras.Model, test_images, seed: int | None = None) -> dict:
+        """Test accuracy as the paper measures it: the mean over ``grid * grid`` random placements."""
+        from pcw_keras.data import evaluate_canvas
+
+        task, evaluation = self.config["task"], self.config["evaluation"]
+        return evaluate_canvas(
+            model, test_images, grid=task["grid"], task=task["kind"], batch_size=evaluation["batch_size"],
+            passes=evaluation["passes"], seed=self.config["training"]["seed"] if seed is None else seed,
+        )
+
+
+__all__ = ["Datasets", "Recipe", "SCHEMA", "defaults", "list_recipes", "load", "parse_override"]

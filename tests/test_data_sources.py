@@ -14,8 +14,9 @@ SHARED_TARBALL = "/work/shared/data/cifar10-jpeg.tar.gz"
 CLASSES = ["zebra", "ant", "mole"]  # deliberately unsorted
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def private_cache(tmp_path, monkeypatch):
+    """Extract tarballs under ``tmp_path/cache`` (the shared tarball keeps the user cache)."""
     monkeypatch.setenv("PCW_KERAS_CACHE", str(tmp_path / "cache"))
 
 
@@ -44,7 +45,7 @@ def test_png_folder_loads_exact_pixels_and_sorted_classes(tmp_path):
     np.testing.assert_array_equal(data.labels, np.repeat([0, 1, 2], 4))
 
 
-def test_jpeg_tarball_with_top_folder(tmp_path):
+def test_jpeg_tarball_with_top_folder(tmp_path, private_cache):
     write_folder(tmp_path / "src" / "top", fmt="jpg", size=(16, 8))
     archive = tmp_path / "set.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -59,7 +60,7 @@ def test_jpeg_tarball_with_top_folder(tmp_path):
     assert len(extracted) == 1 and not extracted[0].startswith(".")
 
 
-def test_tarball_member_escaping_target_is_refused(tmp_path):
+def test_tarball_member_escaping_target_is_refused(tmp_path, private_cache):
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, payload in [("set/train/a/0.png", b"x"), ("../escaped.txt", b"owned")]:

@@ -2,10 +2,9 @@
 
 Decoding is a ``tf.data`` map of ``tf.io.decode_image`` over the files with
 ``num_parallel_calls=AUTOTUNE`` (order kept). On the 50,000 CIFAR-10 training
-JPEGs (2 cores) it ran at 10k-27k images/s (10k-15k with other jobs running),
-against 13.5k for
-``tfds.folder_dataset.ImageFolder`` and about 5k for Pillow, so it is the one
-used. Bad inputs are found in the same pass: undecodable images are dropped
+JPEGs (2 cores) it ran at 10k-27k images/s (10k-15k with other jobs
+running), against 13.5k for ``tfds.folder_dataset.ImageFolder`` and about 5k
+for Pillow, so it is the one used. Bad inputs are found in the same pass: undecodable images are dropped
 with ``ignore_errors`` and named from the indices that went missing, and an
 image whose size differs from the first one is flagged, so a broken file is
 reported at load time, never mid-epoch.

@@ -44,7 +44,13 @@ def _run_two_workers(tmp_path: Path, *extra_args: str) -> list[subprocess.Comple
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(SCRIPTS / "train_multi_worker.py"), str(tmp_path / f"worker{index}.npz"), *extra_args],
+                [
+                    sys.executable,
+                    str(SCRIPTS / "train_multi_worker.py"),
+                    str(tmp_path / f"worker{index}.npz"),
+                    str(tmp_path / "run"),
+                    *extra_args,
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -76,6 +82,11 @@ def test_two_workers_fit_identical_weights(tmp_path):
     # Every weight, BatchNorm moving statistics included (synchronised at epoch end).
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    # The chief alone wrote the run directory; training completed, so no backup is left.
+    run_dir = tmp_path / "run"
+    assert sorted(path.name for path in run_dir.iterdir() if path.name != "logs") == ["last.keras", "metrics.csv"]
+    with (run_dir / "metrics.csv").open() as handle:
+        assert [line.split(",")[0] for line in handle.read().splitlines()] == ["epoch", "0", "1"]
 
 
 def test_two_workers_fit_fails_unpatched(tmp_path):

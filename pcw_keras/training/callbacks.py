@@ -9,7 +9,7 @@ after N epochs in total. The run directory then holds::
     run_dir/last.keras    the model after the last finished epoch
     run_dir/best.keras    the model at the best value of ``monitor``
     run_dir/best.json     that epoch and value (so a resumed run keeps comparing)
-    run_dir/logs/         TensorBoard
+    run_dir/logs/         TensorBoard (when the tensorboard package is installed)
     run_dir/backup/       the resume state; deleted when training completes
 
 Upstream ``keras.callbacks.BackupAndRestore`` (Keras 3.15) defects that
@@ -25,6 +25,10 @@ Upstream ``keras.callbacks.BackupAndRestore`` (Keras 3.15) defects that
   kill during the write leaves a corrupt file. Here each backup is a new
   weights file and a small ``state.json`` naming it, written to a temporary
   file and renamed over the old one: the rename is the commit.
+- It saves ``model.save_weights`` only, which leaves out the seed-generator
+  state of random layers (Dropout, the project's permutation and shift
+  layers): a resumed run draws other random numbers than an uninterrupted one.
+  Here that state is saved beside the weights and restored with them.
 - Every worker of a multi-worker run writes the same backup directory. Here
   only the chief writes (other workers save to a private temporary directory,
   as TensorFlow recommends), and all workers restore from ``run_dir/backup``,
@@ -45,7 +49,9 @@ rather than from the iterator's history.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import logging
 import math
 import os
 import shutil
@@ -57,6 +63,8 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.training.strategy import is_chief, write_dir
+
+logger = logging.getLogger(__name__)
 
 MODES = ("max", "min")
 STATE_FILE = "state.json"
@@ -127,7 +135,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         """The epoch this ``fit`` call started at (0 for a fresh run)."""
 
     def read_state(self) -> dict | None:
-        """The committed backup state ``{"epoch": int, "weights": str}``, or None without one."""
+        """The committed backup state ``{"epoch": int, "weights": str, "extra": str}``, or None without one."""
         if not self._state_path.exists():
             return None
         state = json.loads(self._state_path.read_text(encoding="utf-8"))
@@ -148,23 +156,53 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(weights)
+        if state.get("extra"):
+            self._load_extra(self._dir / state["extra"])
         self.resumed_epoch = state["epoch"]
         self.model._initial_epoch = state["epoch"]
 
+    def _extra_variables(self) -> list:
+        """Model state that ``save_weights`` leaves out: the random layers' seed-generator states."""
+        saved = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in saved]
+
+    def _save_extra(self, path: Path) -> None:
+        extra = self._extra_variables()
+        np.savez(path, paths=np.asarray([v.path for v in extra]), *[np.asarray(v.value) for v in extra])
+
+    def _load_extra(self, path: Path) -> None:
+        extra = self._extra_variables()
+        with np.load(path) as stored:
+            values = [stored[f"arr_{index}"] for index in range(len(stored.files) - 1)]
+            # Matched by position, shape and dtype (names can differ between processes).
+            if [(value.shape, str(value.dtype)) for value in values] != [
+                (tuple(v.shape), str(np.dtype(v.dtype))) for v in extra
+            ]:
+                raise ValueError(
+                    f"Backup {path} holds the state of other variables than this model has. "
+                    f"Received: {[str(p) for p in stored['paths']]} for {[v.path for v in extra]}"
+                )
+            for variable, value in zip(extra, values):
+                variable.assign(value)
+
     def on_epoch_end(self, epoch, logs=None):
-        name = f"epoch-{epoch + 1:05d}.weights.h5"
+        stem = f"epoch-{epoch + 1:05d}"
+        weights, extra = f"{stem}.weights.h5", f"{stem}.extra.npz"
         if not _chief(self.model):
             scratch = write_dir(self._dir, self.model.distribute_strategy)
             try:
-                self.model.save_weights(os.path.join(scratch, name))
+                self.model.save_weights(os.path.join(scratch, weights))
+                self._save_extra(Path(scratch) / extra)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             return
         self._dir.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(self._dir / name, overwrite=True)
-        _atomic_write_text(self._state_path, json.dumps({"epoch": epoch + 1, "weights": name}))
-        for old in self._dir.glob("epoch-*.weights.h5"):
-            if old.name != name:
+        self.model.save_weights(self._dir / weights, overwrite=True)
+        self._save_extra(self._dir / extra)
+        # The rename of state.json commits this backup.
+        _atomic_write_text(self._state_path, json.dumps({"epoch": epoch + 1, "weights": weights, "extra": extra}))
+        for old in self._dir.glob("epoch-*"):
+            if not old.name.startswith(stem):
                 old.unlink()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -372,12 +410,16 @@ class _ChiefTensorBoard(keras.callbacks.TensorBoard):
         super().set_model(model)
 
 
+def _tensorboard_installed() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def resume_callbacks(
     run_dir: str | os.PathLike,
     *,
     monitor: str | None = "val_accuracy",
     mode: str = "max",
-    tensorboard: bool = True,
+    tensorboard: bool | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks that make a training run in ``run_dir`` resumable.
 
@@ -394,8 +436,10 @@ def resume_callbacks(
         which needs ``validation_data``). None: no ``best.keras``.
     mode : {"max", "min"}
         Whether a larger or a smaller ``monitor`` value is better.
-    tensorboard : bool
-        Whether to log to ``run_dir/logs`` for TensorBoard.
+    tensorboard : bool or None
+        Whether to log to ``run_dir/logs`` for TensorBoard. None (default):
+        when the ``tensorboard`` package is installed (TensorFlow's summary
+        writer needs it), else skipped with a warning. True without it raises.
 
     Returns
     -------
@@ -409,6 +453,8 @@ def resume_callbacks(
     ------
     ValueError
         If ``mode`` is unknown.
+    ImportError
+        If ``tensorboard=True`` and the ``tensorboard`` package is missing.
 
     Example
     -------
@@ -425,6 +471,14 @@ def resume_callbacks(
     ]
     if monitor:
         callbacks.append(AtomicModelCheckpoint(run_dir / "best.keras", monitor=monitor, mode=mode))
+    if tensorboard is None:
+        tensorboard = _tensorboard_installed()
+        if not tensorboard:
+            logger.warning("The tensorboard package is not installed: no TensorBoard logs in %s.", run_dir / "logs")
+    elif tensorboard and not _tensorboard_installed():
+        raise ImportError(
+            "TensorBoard logs need the tensorboard package (pip install tensorboard). Received: tensorboard=True"
+        )
     if tensorboard:
         callbacks.append(_ChiefTensorBoard(log_dir=os.fspath(run_dir / "logs")))
     callbacks.append(ResumableBackup(run_dir / "backup"))

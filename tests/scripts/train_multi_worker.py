@@ -1,9 +1,11 @@
 """One worker of the two-worker test: a tiny ResNet trained with ``model.fit``.
 
-Usage: ``TF_CONFIG=... python train_multi_worker.py OUT_NPZ [--unpatched]``.
+Usage: ``TF_CONFIG=... python train_multi_worker.py OUT_NPZ RUN_DIR [--unpatched]``.
 
-Writes the per-epoch losses and every weight (``trainable/i``,
-``non_trainable/i``) to ``OUT_NPZ``. ``--unpatched`` creates the
+Trains with :func:`pcw_keras.training.callbacks.resume_callbacks` into
+``RUN_DIR`` (shared by the workers; only the chief writes there) and writes the
+per-epoch losses and every weight (``trainable/i``, ``non_trainable/i``) to
+``OUT_NPZ``. ``--unpatched`` creates the
 ``MultiWorkerMirroredStrategy`` directly, without the project's Keras fixes, to
 show that ``model.fit`` fails without them.
 """
@@ -14,8 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-out_path = sys.argv[1]
-unpatched = "--unpatched" in sys.argv[2:]
+out_path, run_dir = sys.argv[1:3]
+unpatched = "--unpatched" in sys.argv[3:]
 
 # The strategy comes first: TensorFlow needs it before any other op.
 if unpatched:
@@ -30,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pcw_keras  # noqa: E402
-from pcw_keras.training.callbacks import SyncWorkerStatistics  # noqa: E402
+from pcw_keras.training.callbacks import resume_callbacks  # noqa: E402
 
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
@@ -44,7 +46,7 @@ dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16, drop_re
 with strategy.scope():
     model = pcw_keras.models.resnet(18, num_classes=4, input_shape=(32, 32, 3), stem="cifar", width=0.0625)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-history = model.fit(dataset, epochs=2, verbose=0, callbacks=[SyncWorkerStatistics()])
+history = model.fit(dataset, epochs=2, verbose=0, callbacks=resume_callbacks(run_dir, monitor=None))
 
 trainable = {f"trainable/{i}": np.asarray(w) for i, w in enumerate(model.trainable_weights)}
 non_trainable = {f"non_trainable/{i}": np.asarray(w) for i, w in enumerate(model.non_trainable_weights)}

@@ -31,6 +31,7 @@ setup(
         "click>=8.1",
         "pyyaml>=6.0",
         "matplotlib>=3.7",
+        "tensorboard>=2.16",
     ],
     extras_require={
         "test": ["pytest>=8", "ai-edge-litert>=1.2"],

@@ -39,11 +39,13 @@ class DemoPlan:
     test_limit: int | None
     passes: int
     grid: int = 3
+    jit_compile: bool | str = "auto"  # quick runs skip XLA: its compile time exceeds their few steps
     estimate_minutes: float = 0.0  # measured on a 2-core CPU; refined on this machine once training starts
 
 
 PLANS = {
-    "quick": DemoPlan(width=0.0625, location_epochs=1, image_epochs=1, train_limit=600, test_limit=200, passes=1, estimate_minutes=0.8),
+    "quick": DemoPlan(width=0.0625, location_epochs=1, image_epochs=1, train_limit=600, test_limit=200, passes=1,
+                      jit_compile=False, estimate_minutes=0.8),
     "default": DemoPlan(width=0.125, location_epochs=1, image_epochs=8, train_limit=None, test_limit=None, passes=3, estimate_minutes=10.0),
     "full": DemoPlan(width=1.0, location_epochs=20, image_epochs=20, train_limit=None, test_limit=None, passes=9, estimate_minutes=0.0),
 }
@@ -104,7 +106,7 @@ def _recipe(task: str, net: str, plan: DemoPlan, source: str, seed: int, full: b
         overrides.update({
             "model.width": plan.width, "data.limit": plan.train_limit, "data.test_limit": plan.test_limit,
             "training.epochs": plan.location_epochs if task == "location" else plan.image_epochs,
-            "evaluation.passes": plan.passes,
+            "evaluation.passes": plan.passes, "training.jit_compile": plan.jit_compile,
         })
     return recipes.load(f"{task}-{plan.grid}x{plan.grid}-{net}", **overrides)
 

@@ -186,3 +186,30 @@ def test_bad_arguments_name_the_value(kwargs, match):
     kwargs = {"depth": 18, "num_classes": 9, "input_shape": (64, 64, 3), **kwargs}
     with pytest.raises(ValueError, match=match):
         models.resnet(**kwargs)
+
+
+def test_subsampled_projection_equals_a_strided_1x1_convolution():
+    model = models.resnet(18, 9, (64, 64, 3), width=0.125)
+    shortcut_in = model.get_layer("stage1").output
+    projection = keras.Model(model.input, [shortcut_in, model.get_layer("stage2_block1_downsample_conv").output])
+    x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype("float32")
+    features, projected = (keras.ops.convert_to_numpy(t) for t in projection(x))
+    kernel = model.get_layer("stage2_block1_downsample_conv").kernel
+    reference = keras.ops.conv(features, kernel, strides=2, padding="valid")
+    np.testing.assert_allclose(projected, keras.ops.convert_to_numpy(reference), rtol=1e-5, atol=1e-5)
+
+
+def test_training_without_xla_at_the_demo_shape_runs(tmp_path):
+    """Regression: a strided 1x1 convolution's oneDNN backward pass crashed this (width 1/8, 96 px)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, keras, pcw_keras as p\n"
+        "m = p.models.resnet(18, 9, (96, 96, 3), head='gapnet', width=0.125)\n"
+        "m.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)\n"
+        "m.fit(np.random.rand(96, 96, 96, 3).astype('float32'), np.arange(96) % 9, batch_size=48, epochs=1, verbose=0)\n"
+        "print('trained')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]

@@ -9,7 +9,7 @@ from pcw_keras.data.canvas import (
     place_on_canvas,
     placement_dataset,
 )
-from pcw_keras.data.sources import SOURCE_NAMES, ImageSet, load_split, split_validation
+from pcw_keras.data.sources import SOURCE_NAMES, ImageSet, SourceUnavailable, load_split, split_validation
 
 __all__ = [
     "CIFAR_MEAN",
@@ -17,6 +17,7 @@ __all__ = [
     "CanvasPlacement",
     "ImageSet",
     "SOURCE_NAMES",
+    "SourceUnavailable",
     "canvas_dataset",
     "evaluate_canvas",
     "evaluation_passes",

@@ -21,7 +21,7 @@ from pcw_keras.data.archives import extract_archive, is_archive
 from pcw_keras.data.decode import decode_bytes, decode_files, list_image_folder
 from pcw_keras.data.imageset import ImageSet, split_validation, stratified_indices
 
-__all__ = ["ImageSet", "load_split", "split_validation", "SOURCE_NAMES"]
+__all__ = ["ImageSet", "SourceUnavailable", "load_split", "split_validation", "SOURCE_NAMES"]
 
 MINI_NAME = "cifar10-mini"
 TFDS_NAMES = ("cifar10", "cifar100")
@@ -32,6 +32,10 @@ ACCEPTED = (
     "file with x_<split>/y_<split> arrays, or an (images, labels) tuple of NumPy arrays"
 )
 _MEMORY_CACHE: dict[tuple, ImageSet] = {}
+
+
+class SourceUnavailable(ValueError):
+    """A tfds dataset that is not prepared locally and cannot be downloaded from here."""
 
 
 def load_split(source, split: str = "train", *, limit: int | None = None, seed: int = 0) -> ImageSet:
@@ -177,7 +181,7 @@ def _load_tfds(name: str, split: str) -> ImageSet:
     builder = tfds.builder(name)
     if not os.path.exists(os.path.join(builder.data_dir, "dataset_info.json")):
         if not _can_reach("storage.googleapis.com", 443):
-            raise ValueError(
+            raise SourceUnavailable(
                 f"tfds dataset {name!r} is not prepared in {builder.data_dir!r} and this "
                 "machine cannot download it (no network). Use source='cifar10-mini', a "
                 "local image folder or a .tar.gz of one instead."

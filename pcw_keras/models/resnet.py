@@ -58,13 +58,22 @@ def _center_crop_to(x, reference, name):
 
 
 def apply_shortcut(x, filters, strides, padding_mode, antialias, name):
-    """Identity, or (BlurPool ->) 1x1 projection -> BatchNorm when the shape changes."""
+    """Identity, or a subsampled 1x1 projection -> BatchNorm when the shape changes.
+
+    A strided 1x1 convolution equals taking every ``strides``-th pixel, then a
+    1x1 convolution; it is built that way (a 1x1 max-pool with the stride, then
+    the convolution, same weights and names). TensorFlow's oneDNN kernel for the
+    strided 1x1 backward pass corrupts memory on some shapes (e.g. 8 -> 16
+    channels on a 48x48 map, TensorFlow 2.21 on CPU); this form avoids it and
+    computes the same function. With ``antialias``, BlurPool does the subsampling.
+    """
     if strides == 1 and x.shape[-1] == filters:
         return x
     if antialias:
         x = apply_downsample(x, strides, True, name)
-        strides = 1
-    return apply_conv_bn(x, filters, 1, strides, padding_mode, name, relu=False, padding=0)
+    elif strides > 1:
+        x = keras.layers.MaxPooling2D(1, strides=strides, name=f"{name}_subsample")(x)
+    return apply_conv_bn(x, filters, 1, 1, padding_mode, name, relu=False, padding=0)
 
 
 def apply_basic_block(x, filters, strides, padding_mode, antialias, name):

@@ -158,12 +158,12 @@ class Recipe:
 
     def datasets(self) -> Datasets:
         """Loads the data once and builds the canvas pipelines (train shuffled, full batches only)."""
-        from pcw_keras.data import canvas_dataset, load_split, split_validation
+        from pcw_keras.data import canvas_dataset, split_validation
 
         data, task, train = self.config["data"], self.config["task"], self.config["training"]
-        full = load_split(data["source"], "train", limit=data["limit"], seed=train["seed"])
+        full = self.load_images("train")
         train_images, validation_images = split_validation(full, data["validation_fraction"], seed=train["seed"])
-        test_images = load_split(data["source"], "test", limit=data["test_limit"], seed=train["seed"])
+        test_images = self.load_images("test")
         common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
         return Datasets(
             train=canvas_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common),
@@ -172,6 +172,25 @@ class Recipe:
             validation_images=validation_images,
             test_images=test_images,
         )
+
+    def load_images(self, split: str):
+        """One split of the recipe's source (``data.limit`` for train, ``data.test_limit`` for test).
+
+        A tfds source that cannot be downloaded here falls back to
+        ``data.fallback`` (``cifar10-mini`` by default) with a one-line notice.
+        """
+        from pcw_keras.data import SourceUnavailable, load_split
+
+        data = self.config["data"]
+        limit = data["limit"] if split == "train" else data["test_limit"]
+        try:
+            return load_split(data["source"], split, limit=limit, seed=self.config["training"]["seed"])
+        except SourceUnavailable:
+            if not data["fallback"]:
+                raise
+            if split == "train":
+                print(f"pcw: {data['source']!r} cannot be downloaded here; using {data['fallback']!r} instead.")
+            return load_split(data["fallback"], split, limit=limit, seed=self.config["training"]["seed"])
 
     def build_model(self, num_classes: int | None = None, class_names: list[str] | None = None) -> keras.Model:
         """Builds and compiles the recipe's model (call inside ``strategy.scope()`` when distributing)."""

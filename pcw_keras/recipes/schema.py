@@ -55,6 +55,8 @@ SCHEMA: dict[str, Any] = {
     },
     "data": {
         "source": Field("cifar10", STR, help="tfds name, cifar10-mini, image folder, .tar.gz or .npz."),
+        "fallback": Field("cifar10-mini", STR, optional=True,
+                          help="Source used (with a one-line notice) when a tfds source cannot be downloaded; null: fail."),
         "limit": Field(None, INT, low=1, optional=True, help="Class-balanced training subset size."),
         "test_limit": Field(None, INT, low=1, optional=True, help="Class-balanced test subset size."),
         "validation_fraction": Field(0.1, FLOAT, low=0.0, high=0.5, open_low=True, help="Carved from train, fixed seed."),

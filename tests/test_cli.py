@@ -1,0 +1,98 @@
+"""The `pcw` command line end to end: train, evaluate, demo, and its errors."""
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pcw_keras.cli import main
+
+TINY = ["--set", "model.width=0.0625", "--batch-size", "16", "--set", "evaluation.passes=2"]
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def test_recipes_lists_names_and_descriptions():
+    result = invoke("recipes")
+    assert result.exit_code == 0
+    assert "location-3x3-gapnet" in result.output and "PermuteNet" in result.output
+
+
+def test_train_writes_a_complete_run_directory_and_evaluate_reads_it(tiny_npz, tmp_path):
+    run_dir = tmp_path / "run"
+    result = invoke("train", "location-3x3-gapnet", "--data", tiny_npz, "--epochs", "2", "--out", str(run_dir), *TINY)
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output
+    for name in ("recipe.yaml", "metrics.csv", "best.keras", "last.keras", "results.json", "logs"):
+        assert (run_dir / name).exists(), name
+    rows = (run_dir / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch") and [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["recipe"] == "location-3x3-gapnet" and results["epochs"] == 2
+    assert 0.0 <= results["test_accuracy_best"] <= 1.0 and results["chance"] == pytest.approx(1 / 9)
+    assert len(results["per_cell_accuracy_last"]) == 9
+    assert not (run_dir / "backup").exists()
+
+    evaluated = invoke("evaluate", str(run_dir))
+    assert evaluated.exit_code == 0 and "test accuracy" in evaluated.output
+    again = json.loads((run_dir / "results.json").read_text())
+    assert again["test_accuracy_best"] == pytest.approx(results["test_accuracy_best"])  # same placements, same model
+
+
+def test_same_seed_same_metrics(tiny_npz, tmp_path):
+    metrics = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert invoke("train", "image-3x3-permutenet", "--data", tiny_npz, "--epochs", "1", "--seed", "3", "--out", str(out), *TINY).exit_code == 0
+        metrics.append([float(v) for v in (out / "metrics.csv").read_text().splitlines()[1].split(",")])
+    assert metrics[0] == pytest.approx(metrics[1], abs=1e-6)
+
+
+def test_a_run_directory_refuses_another_recipe(tiny_npz, tmp_path):
+    out = str(tmp_path / "run")
+    assert invoke("train", "location-3x3-gapnet", "--data", tiny_npz, "--epochs", "1", "--out", out, *TINY).exit_code == 0
+    result = invoke("train", "location-3x3-permutenet", "--data", tiny_npz, "--epochs", "1", "--out", out, *TINY)
+    assert result.exit_code == 1 and "different recipe" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "location-4x4"], "Unknown recipe 'location-4x4'"),
+        (["train", "location-3x3-gapnet", "--set", "model.widht=1"], "model.widht"),
+        (["train", "location-3x3-gapnet", "--set", "model.width"], "section.field=value"),
+        (["train", "location-3x3-gapnet", "--epochs", "0"], "--epochs"),
+        (["evaluate", "."], "not a run directory"),
+        (["demo", "--quick", "--full"], "one of --quick and --full"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_missing_data_names_the_path(tmp_path):
+    result = CliRunner().invoke(main, ["train", "location-3x3-gapnet", "--data", str(tmp_path / "nope.tar.gz"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "nope.tar.gz" in result.output
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = invoke("demo", "--quick", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "GAPNet" in result.output and "PermuteNet" in result.output and "chance" in result.output
+    results = json.loads((out / "results.json").read_text())
+    for name in ("GAPNet", "PermuteNet"):
+        assert set(results[name]) == {"location", "image"}
+        assert all(0 <= v <= 1 for v in results[name].values())
+    assert results["chance"]["location"] == pytest.approx(1 / 9)
+    assert len(results["runs"]["location-gapnet"]["per_cell_accuracy"]) == 9
+    assert "| GAPNet |" in (out / "results.md").read_text()
+    for picture in ("location_cells_gapnet.png", "location_cells_permutenet.png", "location_examples.png"):
+        with Image.open(out / picture) as image:
+            assert image.format == "PNG" and image.size[0] > 200

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from pcw_keras import commands
+
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
@@ -144,6 +146,8 @@ def demo_command(quick, full, data, seed, out) -> None:
     click.echo(results["summary"])
     click.echo(f"Written to {out}/: results.json, results.md, location_cells_*.png, location_examples.png")
 
+
+commands.register(main)
 
 if __name__ == "__main__":
     sys.exit(main())

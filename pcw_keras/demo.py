@@ -25,6 +25,7 @@ import numpy as np
 from pcw_keras import recipes
 
 NETWORKS = (("gapnet", "GAPNet"), ("permutenet", "PermuteNet"))
+REFERENCE_GFLOPS = 100.0  # matmul_gflops() on the 2-core CPU where the plans' times were measured
 TASKS = ("location", "image")
 
 
@@ -52,18 +53,31 @@ PLANS = {
 
 
 class _ProgressBar(keras.callbacks.Callback):
-    """One progress bar over every training step of the demo, with the time left."""
+    """One progress bar over every training step of the demo, with the time left.
 
-    def __init__(self, total_steps: int, stream=sys.stderr):
+    The time left is the steady step time (median, compilation excluded) times
+    the steps left, plus, for each model still to come, the overhead measured
+    on the models done so far (compilation and evaluation).
+    """
+
+    def __init__(self, total_steps: int, total_models: int, stream=sys.stderr):
         super().__init__()
         self.total, self.done, self.stream = total_steps, 0, stream
-        self.label, self.started, self.last_print = "", time.perf_counter(), 0.0
+        self.models_left = total_models
+        self.label, self.last_print = "", 0.0
         self.step_seconds: list[float] = []
+        self.overheads: list[float] = []
         self._batch_start = None
 
-    def set_label(self, label: str) -> None:
-        self.label = label
+    def start_model(self, label: str) -> None:
+        self.label, self._model_start, self._model_steps = label, time.perf_counter(), 0
         self._render(force=True)
+
+    def end_model(self) -> None:
+        """Call after a model is trained and evaluated: its overhead calibrates the estimate."""
+        per_step = self.seconds_per_step() or 0.0
+        self.overheads.append(max(0.0, time.perf_counter() - self._model_start - per_step * self._model_steps))
+        self.models_left -= 1
 
     def on_train_batch_begin(self, batch, logs=None):
         self._batch_start = time.perf_counter()
@@ -71,12 +85,20 @@ class _ProgressBar(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.step_seconds.append(time.perf_counter() - self._batch_start)
         self.done += 1
+        self._model_steps += 1
         self._render()
 
     def seconds_per_step(self) -> float | None:
-        """Median step time once compilation is past (the first steps of each model are slow)."""
+        """Median step time once compilation is past."""
         steady = self.step_seconds[3:]
         return float(np.median(steady)) if len(steady) >= 5 else None
+
+    def seconds_left(self) -> float | None:
+        per_step = self.seconds_per_step()
+        if per_step is None:
+            return None
+        overhead = float(np.mean(self.overheads)) if self.overheads else 0.0
+        return per_step * (self.total - self.done) + overhead * max(0, self.models_left - 1)
 
     def _render(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -84,15 +106,33 @@ class _ProgressBar(keras.callbacks.Callback):
             return
         self.last_print = now
         fraction = min(1.0, self.done / max(1, self.total))
-        per_step = self.seconds_per_step()
-        left = "" if per_step is None else f" ~{_minutes(per_step * (self.total - self.done))} left"
+        seconds = self.seconds_left()
+        left = "" if seconds is None else f" ~{_minutes(seconds)} left"
         bar = "#" * int(28 * fraction) + "." * (28 - int(28 * fraction))
-        self.stream.write(f"\r[{bar}] {100 * fraction:5.1f}% {self.label:<32}{left:<14}")
+        self.stream.write(f"\r[{bar}] {100 * fraction:5.1f}% {self.label:<22}{left:<14}")
         self.stream.flush()
 
     def close(self) -> None:
         self._render(force=True)
         self.stream.write("\n")
+
+
+def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """This machine's float32 matrix-product rate through TensorFlow (best of ``repeats``), in GFLOP/s."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_uniform((size, size), seed=(0, 0))
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        tf.linalg.matmul(a, a).numpy()
+        best = min(best, time.perf_counter() - began)
+    return 2 * size**3 / best / 1e9
+
+
+def expected_minutes(plan: DemoPlan, gflops: float) -> float:
+    """The plan's time measured on the reference 2-core CPU, scaled by this machine's matmul rate."""
+    return plan.estimate_minutes * REFERENCE_GFLOPS / max(gflops, 1e-3)
 
 
 def _minutes(seconds: float) -> str:
@@ -179,11 +219,14 @@ def run_demo(
         f"image {runs[('image', 'gapnet')].epochs} epoch(s) per network.\n"
     )
     if plan.estimate_minutes:
-        stream.write(f"Expected time: about {plan.estimate_minutes:g} min on a 2-core CPU; the bar below shows the time left here.\n")
+        gflops = matmul_gflops()
+        stream.write(f"Expected time on this machine: about {expected_minutes(plan, gflops):.0f} min "
+                     f"({plan.estimate_minutes:g} min on the reference 2-core CPU, scaled by this machine's "
+                     f"{gflops:.0f} GFLOP/s matrix product); the bar shows the time left.\n")
     else:
         stream.write("Expected time: the paper's full recipes; the bar below shows the time left on this machine.\n")
 
-    progress = _ProgressBar(sum(steps.values()), stream)
+    progress = _ProgressBar(sum(steps.values()), len(runs), stream)
     results: dict = {"mode": mode, "plan": asdict(plan), "source": source, "seed": seed, "grid": plan.grid,
                      "GAPNet": {}, "PermuteNet": {}, "chance": {}, "runs": {}}
     models = {}
@@ -193,11 +236,12 @@ def run_demo(
             recipe = runs[(task, net)]
             keras.utils.set_random_seed(seed)
             model = recipe.build_model(class_names=data[task].train_images.class_names)
-            progress.set_label(f"{task} {label}")
+            progress.start_model(f"{task} {label}")
             began = time.perf_counter()
             model.fit(data[task].train, epochs=recipe.epochs, verbose=0, callbacks=[progress])
             trained = time.perf_counter() - began
             scores = recipe.evaluate(model, data[task].test_images)
+            progress.end_model()
             results[label][task] = scores["accuracy"]
             results["chance"][task] = 1.0 / recipe.num_classes(data[task].train_images.class_names)
             results["runs"][f"{task}-{net}"] = {

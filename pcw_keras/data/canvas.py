@@ -280,7 +280,12 @@ def _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remain
 
     # One key per pass over the data, new at each iteration and repeatable from `seed`.
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    return keys.flat_map(one_pass).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = count // batch_size if drop_remainder else -(-count // batch_size)
+    return (
+        keys.flat_map(one_pass)
+        .apply(tf.data.experimental.assert_cardinality(batches))  # Keras then knows an epoch's length
+        .map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+    )
 
 
 def evaluation_passes(

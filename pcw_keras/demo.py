@@ -47,7 +47,7 @@ class DemoPlan:
 PLANS = {
     "quick": DemoPlan(width=0.0625, location_epochs=1, image_epochs=1, train_limit=600, test_limit=200, passes=1,
                       jit_compile=False, estimate_minutes=0.8),
-    "default": DemoPlan(width=0.125, location_epochs=1, image_epochs=8, train_limit=None, test_limit=None, passes=3, estimate_minutes=10.0),
+    "default": DemoPlan(width=0.125, location_epochs=1, image_epochs=10, train_limit=None, test_limit=None, passes=3, estimate_minutes=10.0),
     "full": DemoPlan(width=1.0, location_epochs=20, image_epochs=20, train_limit=None, test_limit=None, passes=9, estimate_minutes=0.0),
 }
 
@@ -147,26 +147,36 @@ def _recipe(task: str, net: str, plan: DemoPlan, source: str, seed: int, full: b
             "model.width": plan.width, "data.limit": plan.train_limit, "data.test_limit": plan.test_limit,
             "training.epochs": plan.location_epochs if task == "location" else plan.image_epochs,
             "evaluation.passes": plan.passes, "training.jit_compile": plan.jit_compile,
+            "data.validation_fraction": 0.05,
         })
     return recipes.load(f"{task}-{plan.grid}x{plan.grid}-{net}", **overrides)
 
 
+def is_rising(curve: list[float]) -> bool:
+    """Whether a validation curve still climbs: its last third averages above its middle third."""
+    if len(curve) < 3:
+        return True
+    third = max(1, len(curve) // 3)
+    return float(np.mean(curve[-third:])) > float(np.mean(curve[-2 * third:-third]))
+
+
 def summary_line(results: dict) -> str:
-    """One line on what the table shows, judged on the numbers themselves."""
+    """One line on what the table shows, judged on the numbers themselves (the issue's criteria)."""
     gap, perm = results["GAPNet"], results["PermuteNet"]
     location_gap = 100 * (gap["location"] - perm["location"])
     chance = results["chance"]["image"]
     image_ok = min(gap["image"], perm["image"]) >= 2 * chance
     close = abs(gap["image"] - perm["image"]) <= 0.10
-    if location_gap >= 30 and image_ok and close:
-        return (f"GAPNet locates the image {location_gap:.0f} points better than PermuteNet: position lives in the "
-                "order of the channels; both recognise the image about as well: semantics survive the shuffle.")
-    if location_gap >= 30:
-        return (f"GAPNet locates the image {location_gap:.0f} points better than PermuteNet: position lives in the order "
-                "of the channels. PermuteNet's image accuracy is still rising at this budget "
-                "(it catches up with GAPNet's with more epochs; see docs/results.md).")
-    return ("At this budget the networks are not yet apart on location (the --quick run proves the path, "
-            "not the science; run `pcw demo` without --quick).")
+    position = f"GAPNet locates the image {location_gap:.0f} points better than PermuteNet: position lives in the order of the channels"
+    if location_gap < 30:
+        return ("At this budget the networks are not yet apart on location (a --quick run proves the path, "
+                "not the science; run `pcw demo` without --quick).")
+    if image_ok and close:
+        return f"{position}; both recognise the image about as well: semantics survive the shuffle."
+    curve = results["runs"].get("image-permutenet", {}).get("validation_curve", [])
+    trend = "still rising" if is_rising(curve) else "not yet caught up"
+    return (f"{position}. PermuteNet's image accuracy is {trend} at this budget: learning semantics from "
+            "shuffled channels takes many more steps (the paper: 82.1% vs 82.6% after 20 full epochs; see docs/results.md).")
 
 
 def format_table(results: dict) -> str:
@@ -238,7 +248,9 @@ def run_demo(
             model = recipe.build_model(class_names=data[task].train_images.class_names)
             progress.start_model(f"{task} {label}")
             began = time.perf_counter()
-            model.fit(data[task].train, epochs=recipe.epochs, verbose=0, callbacks=[progress])
+            # The image task records a validation curve: it shows whether PermuteNet is still rising.
+            validation = data[task].validation if task == "image" else None
+            history = model.fit(data[task].train, validation_data=validation, epochs=recipe.epochs, verbose=0, callbacks=[progress])
             trained = time.perf_counter() - began
             scores = recipe.evaluate(model, data[task].test_images)
             progress.end_model()
@@ -248,6 +260,7 @@ def run_demo(
                 "recipe": recipe.name, "epochs": recipe.epochs, "width": recipe["model"]["width"],
                 "train_seconds": round(trained, 1), "test_accuracy": scores["accuracy"],
                 "accuracy_per_pass": scores["accuracy_per_pass"], "per_cell_accuracy": scores["per_cell_accuracy"],
+                "validation_curve": [round(float(v), 4) for v in history.history.get("val_accuracy", [])],
             }
             if task == "location":
                 models[net] = model

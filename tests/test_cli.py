@@ -96,3 +96,24 @@ def test_demo_quick_end_to_end(tmp_path):
     for picture in ("location_cells_gapnet.png", "location_cells_permutenet.png", "location_examples.png"):
         with Image.open(out / picture) as image:
             assert image.format == "PNG" and image.size[0] > 200
+
+
+def _demo_results(gap_location, perm_location, gap_image, perm_image, curve):
+    return {"grid": 3, "GAPNet": {"location": gap_location, "image": gap_image},
+            "PermuteNet": {"location": perm_location, "image": perm_image},
+            "chance": {"location": 1 / 9, "image": 0.1}, "runs": {"image-permutenet": {"validation_curve": curve}}}
+
+
+def test_demo_summary_follows_the_numbers():
+    from pcw_keras.demo import format_table, is_rising, summary_line
+
+    both = summary_line(_demo_results(1.0, 0.2, 0.5, 0.45, [0.1, 0.3, 0.45]))
+    assert "80 points" in both and "semantics survive" in both
+    rising = summary_line(_demo_results(1.0, 0.2, 0.4, 0.18, [0.1, 0.12, 0.11, 0.15, 0.17, 0.19]))
+    assert "still rising" in rising
+    flat = summary_line(_demo_results(1.0, 0.2, 0.4, 0.18, [0.1, 0.2, 0.3, 0.3, 0.2, 0.2]))
+    assert "not yet caught up" in flat
+    assert "not yet apart" in summary_line(_demo_results(0.3, 0.2, 0.1, 0.1, []))
+    assert is_rising([0.1, 0.2, 0.3]) and not is_rising([0.3, 0.3, 0.2, 0.2, 0.1, 0.1])
+    table = format_table(_demo_results(1.0, 0.2, 0.5, 0.45, []))
+    assert "GAPNet" in table and "100.0%" in table and "11.1%" in table

@@ -1,0 +1,409 @@
+"""Which channels of a layer encode position: the paper's channel ranking, for any Keras model.
+
+Two ways to change *where* the content is while keeping *what* it is:
+
+- ``"mirror"`` (the paper's): an input and its horizontal mirror. The mean
+  absolute difference of a channel's pooled activation ranks channels overall;
+  the signed difference ranks ``left``- and ``right``-specific channels.
+- ``"canvas"``: the same patches placed in every cell of a canvas. A channel's
+  pooled value is split into the part explained by the cell (position), by the
+  patch (semantics) and the rest; the score is the share explained by the cell.
+  Per-cell rankings say which channels fire for each cell.
+
+A 4-D layer output is averaged over height and width first (the pooled
+activation the paper measures); a 2-D output is used as it is.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
+
+METHODS = ("mirror", "canvas")
+DEFAULT_LAYERS = ("stage4", "pool")
+
+
+def default_layer(model: keras.Model) -> str:
+    """The layer ranked and attacked when none is named: ``stage4``, else ``pool``.
+
+    For the package's ResNets ``stage4`` is the body's last map, for every head:
+    in GAPNet ``pool`` holds the logits (head convolution, then GAP), in
+    PermuteNet ``pool`` is permuted at every call, and for the plain ``gap`` head
+    GAP(``stage4``) *is* ``pool`` (zeroing a channel of either is the same
+    attack). The segmentation model keeps the backbone's ``stage4`` too.
+    """
+    names = {layer.name for layer in model.layers}
+    for name in DEFAULT_LAYERS:
+        if name in names:
+            return name
+    raise ValueError(
+        f"Model {model.name!r} has no layer named {' or '.join(DEFAULT_LAYERS)}: pass `layer=` with one of "
+        f"{[layer.name for layer in model.layers]}"
+    )
+
+
+def feature_model(model: keras.Model, layer: str) -> keras.Model:
+    """A model from ``model``'s inputs to ``layer``'s output, averaged over space if it is 4-D.
+
+    Raises
+    ------
+    ValueError
+        ``layer`` is not a layer of ``model``, or its output is neither 2-D nor 4-D.
+    """
+    names = [candidate.name for candidate in model.layers]
+    if layer not in names:
+        raise ValueError(f"`layer` must name a layer of {model.name!r}, one of {names}. Received: layer={layer!r}")
+    output = model.get_layer(layer).output
+    if len(output.shape) == 4:
+        output = keras.layers.GlobalAveragePooling2D(name=f"{layer}_ranking_gap")(output)
+    elif len(output.shape) != 2:
+        raise ValueError(
+            f"`layer` must give (batch, C) or (batch, H, W, C) outputs. Received: layer={layer!r} "
+            f"with output shape {tuple(output.shape)}"
+        )
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, output, name=f"{model.name}_{layer}_features")
+
+
+@dataclass
+class ChannelRanking:
+    """Channels of one layer ordered by how much they encode position.
+
+    Attributes
+    ----------
+    method : {"mirror", "canvas"}
+    layer : str
+        The ranked layer.
+    num_channels : int
+    rankings : dict
+        Ranking name -> ``{"channels": [...], "scores": [...]}``, best first.
+        ``mirror``: ``overall`` (mean absolute difference), ``left``, ``right``
+        (signed difference). ``canvas``: ``overall`` (share of the variance
+        explained by the cell), ``position_std`` (standard deviation of the
+        cell effect, in activation units), ``cell_0`` .. ``cell_{K-1}``
+        (standardised cell effect: how far above its mean the channel fires
+        when the patch is in that cell).
+    samples : int
+        Inputs (mirror) or patches (canvas) measured.
+    grid : int or None
+        Cells per side of the canvas (canvas method, or mirror on canvases).
+    cell_effects : list of list of float or None
+        ``canvas``: ``(grid * grid, num_channels)`` standardised cell effects.
+    """
+
+    method: str
+    layer: str
+    num_channels: int
+    rankings: dict
+    samples: int
+    grid: int | None = None
+    cell_effects: list | None = field(default=None, repr=False)
+
+    def top(self, k: int, ranking: str = "overall") -> list[int]:
+        """The ``k`` best channels of ``ranking``."""
+        if ranking not in self.rankings:
+            raise ValueError(f"`ranking` must be one of {list(self.rankings)}. Received: ranking={ranking!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= self.num_channels:
+            raise ValueError(f"`k` must be an integer in [0, {self.num_channels}]. Received: k={k!r}")
+        return list(self.rankings[ranking]["channels"][:k])
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method, "layer": self.layer, "num_channels": self.num_channels,
+            "samples": self.samples, "grid": self.grid, "rankings": self.rankings,
+            "cell_effects": self.cell_effects,
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> "ChannelRanking":
+        missing = {"method", "layer", "num_channels", "rankings", "samples"} - set(payload)
+        if missing:
+            raise ValueError(f"Not a channel ranking: keys {sorted(missing)} are missing.")
+        return cls(**{key: payload.get(key) for key in (
+            "method", "layer", "num_channels", "rankings", "samples", "grid", "cell_effects")})
+
+    def save_json(self, path: str | os.PathLike) -> str:
+        """Writes the ranking as JSON (atomically); returns the path."""
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "ChannelRanking":
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+    def save_plot(self, path: str | os.PathLike, top: int = 20) -> str:
+        """PNG: every channel's overall score, sorted, with the ``top`` channels marked; for
+        ``canvas``, a heat map of cells x top channels; for ``mirror``, the top channels'
+        left-versus-right signed scores."""
+        plt = pyplot()
+        top = min(top, self.num_channels)
+        overall = self.rankings["overall"]
+        figure, (bars, detail) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+        scores = np.asarray(overall["scores"])
+        colours = ["tab:red" if i < top else "tab:gray" for i in range(len(scores))]
+        bars.bar(np.arange(len(scores)), scores, color=colours, width=1.0)
+        bars.set_xlabel(f"channel rank (top {top} in red)")
+        bars.set_ylabel(_SCORE_LABELS[self.method])
+        bars.set_title(f"{self.method} ranking of `{self.layer}` ({self.num_channels} channels)")
+        channels = overall["channels"][:top]
+        if self.method == "canvas" and self.cell_effects is not None:
+            effects = np.asarray(self.cell_effects)[:, channels]
+            limit = float(np.abs(effects).max()) or 1.0
+            image = detail.imshow(effects, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+            detail.set_yticks(range(effects.shape[0]))
+            detail.set_yticklabels([f"cell {k} (r{k // self.grid},c{k % self.grid})" for k in range(effects.shape[0])])
+            detail.set_xticks(range(len(channels)))
+            detail.set_xticklabels(channels, rotation=90, fontsize=7)
+            detail.set_xlabel("top channels (overall)")
+            detail.set_title("standardised cell effect")
+            figure.colorbar(image, ax=detail)
+        else:
+            left = dict(zip(self.rankings["left"]["channels"], self.rankings["left"]["scores"]))
+            signed = [left[c] for c in channels]
+            detail.bar(range(len(channels)), signed, color=["tab:blue" if s > 0 else "tab:orange" for s in signed])
+            detail.axhline(0, color="black", linewidth=0.5)
+            detail.set_xticks(range(len(channels)))
+            detail.set_xticklabels(channels, rotation=90, fontsize=7)
+            detail.set_xlabel("top channels (overall)")
+            detail.set_title("signed difference: > 0 left-specific, < 0 right-specific")
+        return save_figure_atomic(figure, path)
+
+
+_SCORE_LABELS = {
+    "mirror": "mean |f(x) - f(mirror x)|",
+    "canvas": "share of variance explained by the cell",
+}
+
+
+def rank_position_channels(
+    model: keras.Model,
+    dataset,
+    *,
+    layer: str | None = None,
+    method: str = "mirror",
+    grid: int | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    verbose: bool = True,
+) -> ChannelRanking:
+    """Ranks the channels of ``layer`` by how much they encode position.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Any functional model with image inputs ``(batch, H, W, C)``.
+    dataset
+        ``method="canvas"``: the patches to place, an
+        :class:`~pcw_keras.data.ImageSet` or a uint8 array ``(N, h, w, 3)``;
+        they are normalised as the canvas pipelines do (CIFAR mean and std).
+        ``method="mirror"``: the model's inputs, a float array
+        ``(N, H, W, C)``, a ``tf.data.Dataset`` of inputs or of
+        ``(inputs, labels)`` batches, or uint8 images (an ImageSet or array),
+        normalised as above and, with ``grid``, placed at random cells of a
+        canvas.
+    layer : str, optional
+        The layer whose channels are ranked; 4-D outputs are averaged over
+        space. Defaults to :func:`default_layer`.
+    method : {"mirror", "canvas"}
+        See the module docstring.
+    grid : int, optional
+        Cells per side of the canvas. ``canvas`` infers it from the model's
+        input width and the patch width when not given.
+    batch_size : int
+        Inputs per forward pass.
+    seed : int
+        Seed of the random cells when ``mirror`` places uint8 images on a canvas.
+    verbose : bool
+        Progress bar.
+
+    Returns
+    -------
+    ChannelRanking
+
+    Notes
+    -----
+    Where the paper is silent, this package chooses: (1) the ``left`` and
+    ``right`` rankings compare an input whose right half is set to zero
+    (content on the left) with its mirror (content on the right), so that the
+    sign of the difference has a meaning for any input: ``left`` orders
+    channels by the mean of ``f(left) - f(right)``, ``right`` by its negative;
+    (2) the ``canvas`` score is a two-way (cell x patch) variance split of each
+    channel's pooled value, ``var(cell effect) / total variance``, in ``[0, 1]``
+    (1: a pure function of position; 0: blind to position; constant channels
+    score 0).
+
+    Example
+    -------
+    >>> ranking = rank_position_channels(model, load_split("cifar10-mini", "test", limit=200),
+    ...                                  method="canvas")  # doctest: +SKIP
+    >>> ranking.top(5)  # doctest: +SKIP
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {METHODS}. Received: method={method!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    layer = layer or default_layer(model)
+    features = feature_model(model, layer)
+    if method == "canvas":
+        return _rank_canvas(features, layer, dataset, grid, batch_size, verbose)
+    return _rank_mirror(features, layer, dataset, grid, batch_size, seed, verbose)
+
+
+# --- inputs -------------------------------------------------------------------------------------------
+
+
+def uint8_patches(dataset) -> np.ndarray:
+    """The uint8 ``(N, h, w, 3)`` array of an ImageSet or array, or ``ValueError``."""
+    images = getattr(dataset, "images", dataset)
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(
+            "Canvas inputs must be an ImageSet or a uint8 array (N, h, w, 3). "
+            f"Received: {type(dataset).__name__} with dtype={getattr(images, 'dtype', None)}"
+        )
+    if len(images) == 0:
+        raise ValueError("`dataset` holds no images.")
+    return images
+
+
+def infer_grid(model: keras.Model, patch_width: int, grid: int | None) -> int:
+    """``grid`` if given, else the model's input width over the patch width (must divide)."""
+    width = model.inputs[0].shape[2]
+    if grid is None:
+        if width is None or width % patch_width:
+            raise ValueError(
+                f"Cannot infer `grid` from input width {width} and patch width {patch_width}: pass grid=."
+            )
+        grid = width // patch_width
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+        raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
+    if width is not None and width != grid * patch_width:
+        raise ValueError(
+            f"A {grid}x{grid} canvas of {patch_width}-pixel patches is {grid * patch_width} wide; the model takes "
+            f"{width}. Received: grid={grid}"
+        )
+    return grid
+
+
+def canvases(patches: np.ndarray, cells, grid: int) -> np.ndarray:
+    """Normalised float32 canvases with each uint8 patch at its cell (as the canvas pipelines build them)."""
+    from keras import ops
+
+    from pcw_keras.data.canvas import normalize, place_on_canvas
+
+    cells = np.broadcast_to(np.asarray(cells, "int32"), (len(patches),))
+    return ops.convert_to_numpy(place_on_canvas(normalize(patches), cells, grid))
+
+
+def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int = 0):
+    """Float batches of model inputs from an array, a tf.data dataset or uint8 images (see ``mirror``)."""
+    images = getattr(dataset, "images", dataset)
+    if isinstance(images, np.ndarray):
+        if images.ndim != 4:
+            raise ValueError(f"Inputs must be images (N, H, W, C). Received: shape={images.shape}")
+        if images.dtype == np.uint8:
+            from keras import ops
+
+            from pcw_keras.data.canvas import normalize
+
+            rng = np.random.default_rng(seed)
+            for start in range(0, len(images), batch_size):
+                chunk = images[start:start + batch_size]
+                if grid is None:
+                    yield ops.convert_to_numpy(normalize(chunk))
+                else:
+                    yield canvases(chunk, rng.integers(0, grid * grid, len(chunk)), grid)
+        else:
+            for start in range(0, len(images), batch_size):
+                yield np.asarray(images[start:start + batch_size], "float32")
+        return
+    try:
+        iterator = iter(dataset.as_numpy_iterator()) if hasattr(dataset, "as_numpy_iterator") else iter(dataset)
+    except TypeError:
+        raise ValueError(
+            "`dataset` must be an ImageSet, an array or an iterable of batches. "
+            f"Received: {type(dataset).__name__}"
+        ) from None
+    for batch in iterator:
+        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+        yield np.asarray(batch, "float32")
+
+
+# --- methods ------------------------------------------------------------------------------------------
+
+
+def _ordered(scores: np.ndarray) -> dict:
+    """Channels by decreasing score (ties: lower index first)."""
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    return {"channels": [int(c) for c in order], "scores": [float(scores[c]) for c in order]}
+
+
+def _progress(total: int, verbose: bool):
+    return keras.utils.Progbar(total, verbose=1 if verbose else 0, unit_name="input")
+
+
+def _predict(features: keras.Model, batch) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(features.predict_on_batch(batch)), "float64")
+
+
+def _rank_mirror(features, layer, dataset, grid, batch_size, seed, verbose) -> ChannelRanking:
+    absolute = signed = None
+    count = 0
+    progress = _progress(len(dataset) if hasattr(dataset, "__len__") else None, verbose)
+    for batch in input_batches(dataset, batch_size, grid, seed):
+        if batch.ndim != 4:
+            raise ValueError(f"`mirror` flips images (batch, H, W, C). Received: batch shape {batch.shape}")
+        mirrored = batch[:, :, ::-1]
+        left = batch.copy()
+        left[:, :, batch.shape[2] // 2:] = 0.0  # content on the left only
+        stacked = _predict(features, np.concatenate([batch, mirrored, left, left[:, :, ::-1]]))
+        n = len(batch)
+        difference, side = stacked[:n] - stacked[n:2 * n], stacked[2 * n:3 * n] - stacked[3 * n:]
+        absolute = np.abs(difference).sum(0) + (0 if absolute is None else absolute)
+        signed = side.sum(0) + (0 if signed is None else signed)
+        count += n
+        progress.add(n)
+    if not count:
+        raise ValueError("`dataset` gave no inputs.")
+    absolute, signed = absolute / count, signed / count
+    rankings = {"overall": _ordered(absolute), "left": _ordered(signed), "right": _ordered(-signed)}
+    return ChannelRanking("mirror", layer, len(absolute), rankings, count, grid)
+
+
+def _rank_canvas(features, layer, dataset, grid, batch_size, verbose) -> ChannelRanking:
+    patches = uint8_patches(dataset)
+    grid = infer_grid(features, patches.shape[2], grid)
+    cells = grid * grid
+    chunk = max(1, batch_size // cells) if batch_size >= cells else 1
+    pooled = []  # (patches, cells, channels)
+    progress = _progress(len(patches) * cells, verbose)
+    for start in range(0, len(patches), chunk):
+        part = patches[start:start + chunk]
+        # Every patch of the chunk in every cell: one forward pass of len(part) * cells canvases.
+        tiled = np.repeat(part, cells, axis=0)
+        placed = canvases(tiled, np.tile(np.arange(cells), len(part)), grid)
+        values = []
+        for begin in range(0, len(placed), batch_size):
+            values.append(_predict(features, placed[begin:begin + batch_size]))
+        pooled.append(np.concatenate(values).reshape(len(part), cells, -1))
+        progress.add(len(placed))
+    pooled = np.concatenate(pooled)
+    mean = pooled.mean(axis=(0, 1))
+    cell_effect = pooled.mean(axis=0) - mean  # (cells, channels)
+    total = pooled.var(axis=(0, 1))
+    position = (cell_effect ** 2).mean(axis=0)
+    safe = np.where(total > 1e-12, total, 1.0)
+    share = np.where(total > 1e-12, position / safe, 0.0)
+    standardised = np.where(total > 1e-12, cell_effect / np.sqrt(safe), 0.0)
+    rankings = {"overall": _ordered(share), "position_std": _ordered(np.sqrt(position))}
+    for cell in range(cells):
+        rankings[f"cell_{cell}"] = _ordered(standardised[cell])
+    return ChannelRanking(
+        "canvas", layer, pooled.shape[-1], rankings, len(patches), grid,
+        cell_effects=[[float(v) for v in row] for row in standardised],
+    )

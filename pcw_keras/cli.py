@@ -4,15 +4,14 @@ from __future__ import annotations
 import os
 import sys
 
-import click
+# Before TensorFlow is imported (through Keras): keep its C++ info logs off the terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pcw_keras import commands
+import click  # noqa: E402
+
+from pcw_keras import commands  # noqa: E402
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +23,6 @@ def main() -> None:
     and prints the paper's table. `pcw recipes` lists the named experiments;
     `pcw train NAME` runs one.
     """
-    _quiet_tensorflow()
 
 
 @main.command("recipes")
@@ -96,21 +94,39 @@ def train_command(recipe, data, epochs, batch_size, seed, out, sets, strategy) -
         )
 
 
-@main.command("evaluate")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@main.command("evaluate", context_settings={"ignore_unknown_options": True})
+@click.argument("run_dir", metavar="RUN_DIR | consistency RUN_DIR_or_MODEL")
+@click.argument("consistency_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--data", "data", metavar="SOURCE", help="Evaluate on another source's test split.")
-def evaluate_command(run_dir, data) -> None:
-    """Evaluate a run directory's best and last models on the test split (writes results.json)."""
+def evaluate_command(run_dir, consistency_args, data) -> None:
+    """Evaluate a run directory's best and last models on the test split (writes results.json).
+
+    `pcw evaluate consistency RUN_DIR_or_MODEL [OPTIONS]` measures shift
+    consistency instead: the same as `pcw consistency` (see its --help).
+    """
+    from pcw_keras.commands.consistency import command as consistency_command
     from pcw_keras.training.runner import evaluate_run, load_run_recipe
 
+    if run_dir == "consistency":
+        args = list(consistency_args) + (["--data", data] if data else [])
+        consistency_command.main(args, prog_name="pcw evaluate consistency", standalone_mode=False)
+        return
+    if consistency_args:
+        raise click.UsageError(f"Got unexpected extra arguments: {' '.join(consistency_args)}")
+    if not os.path.isdir(run_dir):
+        raise click.BadParameter(f"Directory {run_dir!r} does not exist.", param_hint="RUN_DIR")
     try:
         recipe = load_run_recipe(run_dir, **({"data.source": data} if data else {}))
         results = evaluate_run(run_dir, recipe=recipe)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
+    consistency = "".join(
+        f", consistency {100 * results[f'consistency_{which}']:.1f}% ({which})"
+        for which in ("best", "last") if f"consistency_{which}" in results
+    )
     click.echo(
         f"{results['recipe']}: test accuracy {100 * results['test_accuracy_best']:.1f}% (best validation epoch), "
-        f"{100 * results['test_accuracy_last']:.1f}% (last); chance {100 * results['chance']:.1f}%"
+        f"{100 * results['test_accuracy_last']:.1f}% (last); chance {100 * results['chance']:.1f}%{consistency}"
     )
 
 

@@ -213,3 +213,11 @@ def test_training_without_xla_at_the_demo_shape_runs(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "trained" in result.stdout, result.stderr[-2000:]
+
+
+def test_flop_count_matches_the_published_resnet18_figure():
+    # torchvision's ResNet-18 at 224x224: 1.814 GMACs, i.e. 3.63 GFLOP per image.
+    model = models.resnet(18, 1000, (224, 224, 3), maxpool=True, head="gap")
+    assert models.count_flops(model) == pytest.approx(3.628e9, rel=2e-3)
+    dense = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    assert models.count_flops(dense) == 2 * 8 * 4

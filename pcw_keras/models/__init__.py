@@ -6,9 +6,11 @@ from pcw_keras.models.registry import (
     permutenet_resnet18,
     register_model,
 )
+from pcw_keras.models.flops import count_flops
 from pcw_keras.models.resnet import resnet
 
 __all__ = [
+    "count_flops",
     "create_model",
     "gapnet_resnet18",
     "list_models",

@@ -1,0 +1,66 @@
+"""``pcw export``: SavedModel or TFLite, checked against Keras, with export_report.json."""
+from __future__ import annotations
+
+import click
+
+FORMATS = ("savedmodel", "tflite")
+QUANTIZE = ("none", "float16", "dynamic", "int8")
+
+
+@click.command("export")
+@click.argument("source", metavar="RUN_DIR_or_MODEL")
+@click.option("--format", "format_", type=click.Choice(FORMATS), default="tflite", show_default=True, help="Export format.")
+@click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True,
+              help="TFLite: float32 (none), float16 weights, dynamic-range int8 weights, or full int8.")
+@click.option("--calibration-steps", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Full int8: representative canvases from the recipe's training split.")
+@click.option("--int8-io", is_flag=True, help="Full int8: int8 output (and input, if float) instead of float32.")
+@click.option("--input-dtype", type=click.Choice(("uint8", "float32")), default="uint8", show_default=True,
+              help="uint8: pixels 0-255, normalised inside the model; float32: normalised images as Keras takes them.")
+@click.option("--permutation", type=click.Choice(("random", "frozen")), default="random", show_default=True,
+              help="PermuteNet: a new permutation at every call (the paper), or one fixed one (deterministic).")
+@click.option("--permutation-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of a frozen permutation.")
+@click.option("--recipe", help="Recipe (name or .yaml) whose data checks the export; default: the run directory's.")
+@click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
+              help="Which model of a run directory.")
+@click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True, help="Test canvases compared with Keras.")
+@click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Least top-1 agreement with Keras [default: 0.99 float, 0.97 int8 weights].")
+@click.option("--latency-runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed single-image calls.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the check and calibration placements.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--out", "out", required=True, type=click.Path(), help="Export folder to create.")
+def command(source, format_, quantize, calibration_steps, int8_io, input_dtype, permutation, permutation_seed, recipe,
+            checkpoint, check_samples, min_agreement, latency_runs, threads, seed, overwrite, out) -> None:
+    """Export RUN_DIR_or_MODEL (a run directory or a .keras file) for deployment, checked against Keras.
+
+    The folder --out gets the model (the SavedModel itself, or model.tflite),
+    labels.txt and export_report.json: max and mean |difference| of the
+    logits versus Keras on test canvases, top-1 agreement, both accuracies,
+    size and single-image latency. The export fails, writing nothing, when
+    the agreement is below --min-agreement.
+
+    \b
+    Examples:
+      pcw export runs/gapnet-loc --format tflite --quantize int8 --out exports/gapnet-int8
+      pcw export runs/permutenet --format savedmodel --permutation frozen --out exports/permutenet-sm
+    """
+    from pcw_keras.export import ExportCheckError, export_model
+
+    try:
+        report = export_model(
+            source, out, format=format_, quantize=quantize, input_dtype=input_dtype, int8_io=int8_io,
+            calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,
+            recipe=recipe, checkpoint=checkpoint, check_samples=check_samples, min_agreement=min_agreement,
+            latency_runs=latency_runs, threads=threads, seed=seed, overwrite=overwrite,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError, ExportCheckError) as error:
+        raise click.ClickException(str(error)) from None
+    check = report["check"]
+    click.echo(
+        f"Exported {report['format']} ({report['quantize']}) to {out}: top-1 agreement with Keras "
+        f"{100 * check['top1_agreement']:.2f}% on {check['samples']} test inputs, max |diff| {check['max_abs_diff']:.3g}; "
+        f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%); "
+        f"{report['file_size_bytes'] / 1e6:.2f} MB; {report['latency']['median_ms']:.2f} ms per image."
+    )

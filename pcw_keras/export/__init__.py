@@ -1,0 +1,43 @@
+"""Export trained models for deployment: SavedModel and TFLite (float32, float16, dynamic-range and full int8).
+
+Every export is run on real test inputs and compared with the Keras model;
+the figures go into ``export_report.json`` beside it, and an export that
+disagrees with Keras more than allowed is not written. PermuteNet keeps its
+random permutation in the exported graph (TFLite builtins only), or freezes
+one. See :func:`export_model`.
+"""
+from pcw_keras.export.api import (
+    DEFAULT_MIN_AGREEMENT,
+    FORMATS,
+    LABELS_FILE,
+    REPORT_FILE,
+    TFLITE_FILE,
+    ExportCheckError,
+    export_model,
+    export_savedmodel,
+    export_tflite,
+)
+from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, frozen_permutation, inference_model
+from pcw_keras.export.source import load_source
+from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, UnsupportedOpsError, convert_saved_model
+
+__all__ = [
+    "DEFAULT_MIN_AGREEMENT",
+    "ExportCheckError",
+    "FORMATS",
+    "INPUT_DTYPES",
+    "LABELS_FILE",
+    "LiteRTModel",
+    "PERMUTATIONS",
+    "QUANTIZE_MODES",
+    "REPORT_FILE",
+    "TFLITE_FILE",
+    "UnsupportedOpsError",
+    "convert_saved_model",
+    "export_model",
+    "export_savedmodel",
+    "export_tflite",
+    "frozen_permutation",
+    "inference_model",
+    "load_source",
+]

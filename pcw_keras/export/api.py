@@ -1,0 +1,361 @@
+"""``export_model``: SavedModel or TFLite, checked against Keras on real test inputs, with a report."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from importlib import metadata
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pcw_keras.export.check import (
+    batches,
+    canvas_samples,
+    check_inputs,
+    keras_logits,
+    median_latency_ms,
+    parity,
+    to_uint8,
+)
+from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, frozen_permutation, inference_model, random_permutation_layers
+from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, write_saved_model
+from pcw_keras.export.source import load_source
+from pcw_keras.export.staging import check_destination, staged_directory
+from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, convert_saved_model
+
+FORMATS = ("savedmodel", "tflite")
+REPORT_FILE = "export_report.json"
+LABELS_FILE = "labels.txt"
+TFLITE_FILE = "model.tflite"
+# Default gates on top-1 agreement with Keras: float exports must agree on 99% of
+# the test inputs, exports with int8 weights (dynamic range or full int8) on 97%.
+DEFAULT_MIN_AGREEMENT = {"none": 0.99, "float16": 0.99, "dynamic": 0.97, "int8": 0.97}
+
+
+class ExportCheckError(RuntimeError):
+    """The exported model disagrees with the Keras model more than allowed; nothing was written."""
+
+
+def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement) -> None:
+    choices = {"format": (format, FORMATS), "quantize": (quantize, QUANTIZE_MODES),
+               "input_dtype": (input_dtype, INPUT_DTYPES), "permutation": (permutation, PERMUTATIONS)}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"`{name}` must be one of {allowed}. Received: {name}={value!r}")
+    if format == "savedmodel" and quantize != "none":
+        raise ValueError(f"A SavedModel is float32: quantization is for TFLite. Received: quantize={quantize!r}")
+    if int8_io and quantize != "int8":
+        raise ValueError(f"`int8_io` needs quantize='int8'. Received: quantize={quantize!r}")
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
+        raise ValueError(f"`min_agreement` must be in [0, 1]. Received: min_agreement={min_agreement!r}")
+
+
+def _versions() -> dict:
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    try:
+        versions["ai_edge_litert"] = metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        pass
+    return versions
+
+
+def _say(verbose: bool, text: str) -> None:
+    if verbose:
+        print(f"pcw export: {text}", flush=True)
+
+
+def export_model(
+    source,
+    out: str | os.PathLike,
+    *,
+    format: str = "tflite",
+    quantize: str = "none",
+    input_dtype: str = "uint8",
+    int8_io: bool = False,
+    calibration_steps: int = 200,
+    permutation: str = "random",
+    permutation_seed: int = 0,
+    recipe=None,
+    checkpoint: str = "best",
+    check_samples: int = 512,
+    check_batch_size: int = 32,
+    min_agreement: float | None = None,
+    latency_runs: int = 50,
+    threads: int = 1,
+    seed: int = 0,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> dict:
+    """Exports a trained model as a SavedModel or a ``.tflite`` file, checks it, and reports.
+
+    The export folder ``out`` holds the model (the SavedModel itself, or
+    ``model.tflite``), ``labels.txt`` (one name per output) and
+    ``export_report.json``. The exported model is run on ``check_samples``
+    canvases of the recipe's test split (TFLite through the LiteRT
+    interpreter) and compared with Keras on the same inputs: max and mean
+    absolute difference of the logits, top-1 agreement, both accuracies, file
+    size and single-image latency go into the report. Everything is written in
+    a hidden folder that becomes ``out`` only when the check passed.
+
+    Parameters
+    ----------
+    source : path or keras.Model
+        A run directory, a ``.keras`` file, or a model (then ``recipe`` is required).
+    out : path
+        The export folder to create.
+    format : {"savedmodel", "tflite"}
+    quantize : {"none", "float16", "dynamic", "int8"}
+        TFLite only. ``"int8"`` calibrates on ``calibration_steps`` canvases
+        drawn from the recipe's training split.
+    input_dtype : {"uint8", "float32"}
+        ``"uint8"`` (default): the model takes pixels 0-255 and normalises them
+        itself, ready for images from files or cameras. ``"float32"``: the
+        model takes what Keras takes, images normalised with the CIFAR mean/std.
+    int8_io : bool
+        With ``quantize="int8"``: int8 input (if float) and int8 output
+        instead of float32; the report records the quantisation parameters.
+    calibration_steps : int
+        Representative samples for full int8 (one sample per step).
+    permutation : {"random", "frozen"}
+        PermuteNet only. ``"random"`` (default) runs it as the paper does: a
+        new permutation at every call (TFLite: at every ``invoke()``; a
+        SavedModel continues the model's seeded stream from its saved state).
+        ``"frozen"``: one fixed permutation drawn from ``permutation_seed``,
+        the same for every call and sample: deterministic outputs. The
+        network was trained to be indifferent to the order, so its expected
+        accuracy is the random one, but a given frozen permutation scores a
+        little above or below it; the report gives both.
+    permutation_seed : int
+        Seed of the frozen permutation.
+    recipe : str, path or Recipe, optional
+        The recipe whose data checks and calibrates the export (default: the
+        run directory's).
+    checkpoint : {"best", "last"}
+        Which model of a run directory.
+    check_samples, check_batch_size : int
+        Test canvases compared, and how many per call.
+    min_agreement : float, optional
+        Least top-1 agreement with Keras; default 0.99 for float exports and
+        0.97 for int8 weights (``"dynamic"``, ``"int8"``).
+    latency_runs : int
+        Timed single-image calls (after 5 warm-up calls); the report gives the median.
+    threads : int
+        LiteRT interpreter threads.
+    seed : int
+        Seed of the placements of the check and calibration canvases.
+    overwrite : bool
+        Replace an existing ``out``.
+    verbose : bool
+        Print progress.
+
+    Returns
+    -------
+    dict
+        The report (also written to ``out/export_report.json``).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist.
+    FileExistsError
+        ``out`` exists and ``overwrite`` is false.
+    ValueError
+        A bad argument, or (as ``UnsupportedOpsError``) ops that TFLite builtins cannot run.
+    ExportCheckError
+        Top-1 agreement below ``min_agreement``; nothing is left at ``out``.
+
+    Example
+    -------
+    >>> report = export_model("runs/gapnet-loc", "exports/gapnet-int8",
+    ...                       format="tflite", quantize="int8")  # doctest: +SKIP
+    >>> report["check"]["top1_agreement"]  # doctest: +SKIP
+    1.0
+    """
+    _check_arguments(format, quantize, input_dtype, permutation, int8_io,
+                     {"calibration_steps": calibration_steps, "check_samples": check_samples,
+                      "check_batch_size": check_batch_size, "latency_runs": latency_runs, "threads": threads},
+                     min_agreement)
+    check_destination(out, overwrite)
+    resolved = load_source(source, recipe=recipe, checkpoint=checkpoint)
+    model, recipe_ = resolved.model, resolved.recipe
+    permuted = bool(random_permutation_layers(model))
+    gate = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
+    inputs = check_inputs(recipe_, resolved.test_images, check_samples, input_dtype=input_dtype, seed=seed)
+
+    with staged_directory(out, overwrite) as stage:
+        if format == "savedmodel":
+            details = _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed, inputs,
+                                         check_batch_size, latency_runs, verbose)
+        else:
+            details = _export_tflite(model, recipe_, stage, quantize, input_dtype, int8_io, calibration_steps,
+                                     permutation, permutation_seed, inputs, check_batch_size, latency_runs,
+                                     threads, seed, verbose)
+        check = details.pop("check")
+        check.update({"samples": int(len(inputs.labels)), "split": "test", "seed": seed, "min_agreement": gate,
+                      "passed": check["top1_agreement"] >= gate})
+        report = {
+            "format": format,
+            "quantize": quantize,
+            "source": resolved.origin,
+            "recipe": recipe_.name,
+            "task": dict(recipe_["task"]),
+            "permutation": (
+                {"mode": permutation, **({"seed": permutation_seed} if permutation == "frozen" else {})}
+                if permuted else None
+            ),
+            **details,
+            "labels_file": LABELS_FILE,
+            "check": check,
+            "versions": _versions(),
+        }
+        if not check["passed"]:
+            raise ExportCheckError(
+                f"The exported model agrees with Keras on {100 * check['top1_agreement']:.2f}% of "
+                f"{check['samples']} test inputs, below the required {100 * gate:.2f}% "
+                f"(max |diff| {check['max_abs_diff']:.4g}, accuracy Keras {100 * check['accuracy_keras']:.2f}% vs "
+                f"exported {100 * check['accuracy_exported']:.2f}%). Nothing was written to {os.fspath(out)!r}; "
+                "lower the gate with min_agreement (CLI: --min-agreement) to keep it anyway."
+            )
+        with open(os.path.join(stage, LABELS_FILE), "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{label}\n" for label in resolved.labels))
+        with open(os.path.join(stage, REPORT_FILE), "w", encoding="utf-8") as handle:
+            json.dump(report, handle, indent=2)
+    _say(verbose, f"{os.fspath(out)}: top-1 agreement {100 * check['top1_agreement']:.2f}%, "
+                  f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%), "
+                  f"{report['file_size_bytes'] / 1e6:.2f} MB, {report['latency']['median_ms']:.2f} ms per image")
+    return report
+
+
+def _input_description(input_dtype: str) -> dict:
+    from pcw_keras.data import CIFAR_MEAN, CIFAR_STD
+
+    if input_dtype == "uint8":
+        return {"pixels": "uint8 0-255, normalised inside the model", "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
+    return {"pixels": "float32 (x / 255 - mean) / std, as the Keras model takes them",
+            "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
+
+
+def _seed_states(model: keras.Model) -> list:
+    return [layer.seed_generator.state for layer in random_permutation_layers(model)]
+
+
+def _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed, inputs, batch_size, latency_runs,
+                       verbose) -> dict:
+    exported = inference_model(model, "frozen", seed=permutation_seed) if permutation == "frozen" else model
+    states = _seed_states(exported)
+    saved = [np.array(state.numpy()) for state in states]
+    _say(verbose, "writing the SavedModel")
+    write_saved_model(exported, stage, input_dtype=input_dtype)
+    runner = SavedModelRunner(stage)
+    _say(verbose, f"checking it on {len(inputs.labels)} test inputs")
+    outputs = np.concatenate([runner(batch) for batch in batches(inputs.images, batch_size)])
+    # A random permutation's stream restarts from the saved seed state: Keras replays the same draws.
+    for state, value in zip(states, saved):
+        state.assign(value)
+    reference = keras_logits(exported, inputs.keras_inputs, batch_size=batch_size)
+    for state, value in zip(states, saved):
+        state.assign(value)
+    check = parity(outputs, reference, outputs, reference, inputs.labels)
+    if permutation == "frozen" and exported is not model:
+        own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
+        check["accuracy_keras_random_permutation"] = float(np.mean(own.argmax(-1) == inputs.labels))
+    single = inputs.images[:1]
+    return {
+        "file": ".",
+        "file_size_bytes": directory_size(stage),
+        "input": {"dtype": input_dtype, "shape": [None, *map(int, inputs.images.shape[1:])],
+                  **_input_description(input_dtype)},
+        "output": {"name": "logits", "dtype": "float32"},
+        "signature": "serve (also serving_default)",
+        "check": {**check, "compared_with": "Keras, same inputs and same permutation draws"},
+        "latency": {**median_latency_ms(lambda: runner(single), runs=latency_runs), "runtime": "tensorflow"},
+    }
+
+
+def _representative_data(recipe, count: int, input_dtype: str, seed: int):
+    canvases, _ = canvas_samples(recipe, recipe.load_images("train"), count, seed=seed + 10_000)
+    samples = to_uint8(canvases) if input_dtype == "uint8" else canvases
+
+    def generate():
+        for index in range(len(samples)):
+            yield [samples[index : index + 1]]
+
+    return generate
+
+
+def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, calibration_steps, permutation,
+                   permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
+    exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
+    representative = None
+    if quantize == "int8":
+        _say(verbose, f"drawing {calibration_steps} calibration canvases from the training split")
+        representative = _representative_data(recipe, calibration_steps, input_dtype, seed)
+    with tempfile.TemporaryDirectory() as saved_model:
+        write_saved_model(exported, saved_model, input_dtype=input_dtype)
+        _say(verbose, f"converting to TFLite (quantize={quantize})")
+        content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io)
+    path = os.path.join(stage, TFLITE_FILE)
+    with open(path, "wb") as handle:
+        handle.write(content)
+
+    random_draws = permutation == "random" and exported is not model
+    runner = LiteRTModel(content, threads=threads, read_permutations=random_draws)
+    if random_draws and runner.permutation_ops != 1:
+        raise ValueError(
+            f"Checking a random permutation needs exactly one in the graph. Received: {runner.permutation_ops} "
+            "TOPK_V2 ops; export with permutation='frozen'."
+        )
+    _say(verbose, f"checking it on {len(inputs.labels)} test inputs through the LiteRT interpreter")
+    outputs, drawn = [], []
+    for batch in batches(inputs.images, batch_size):
+        outputs.append(runner(batch))
+        drawn.append(runner.last_permutation)
+    outputs = np.concatenate(outputs)
+
+    if random_draws:
+        # Replay each call's permutation, read from the interpreter, in Keras.
+        replay = tf.Variable(drawn[0], shape=tf.TensorShape(None), dtype=tf.int32, trainable=False)
+        reference_model = inference_model(
+            model, lambda channels, mode, batch_size: tf.reshape(replay, [channels] if mode == "batch" else [-1, channels])
+        )
+        reference = keras_logits(reference_model, inputs.keras_inputs, batch_size=batch_size,
+                                 after_batch=lambda index: replay.assign(drawn[index]))
+        own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
+        check = parity(outputs, reference, outputs, own, inputs.labels)
+        check["compared_with"] = "Keras, same inputs, replaying the permutation the interpreter drew at each call"
+    else:
+        reference = keras_logits(exported, inputs.keras_inputs, batch_size=batch_size)
+        check = parity(outputs, reference, outputs, reference, inputs.labels)
+        check["compared_with"] = "Keras, same inputs" + (", same frozen permutation" if exported is not model else "")
+        if exported is not model:
+            own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
+            check["accuracy_keras_random_permutation"] = float(np.mean(own.argmax(-1) == inputs.labels))
+
+    timer = LiteRTModel(content, threads=threads)
+    single = inputs.images[:1]
+    latency = median_latency_ms(lambda: timer(single), runs=latency_runs)
+    return {
+        "file": TFLITE_FILE,
+        "file_size_bytes": os.path.getsize(path),
+        "int8_io": int8_io,
+        "calibration_samples": calibration_steps if quantize == "int8" else None,
+        "input": {**runner.input_description(), **_input_description(input_dtype)},
+        "output": runner.output_description(),
+        "check": check,
+        "latency": {**latency, "runtime": "ai_edge_litert", "threads": threads},
+    }
+
+
+def export_savedmodel(source, out: str | os.PathLike, **kwargs) -> dict:
+    """:func:`export_model` with ``format="savedmodel"`` (float32; a ``serve`` signature)."""
+    return export_model(source, out, format="savedmodel", **kwargs)
+
+
+def export_tflite(source, out: str | os.PathLike, *, quantize: str = "none", **kwargs) -> dict:
+    """:func:`export_model` with ``format="tflite"`` and the given quantization."""
+    return export_model(source, out, format="tflite", quantize=quantize, **kwargs)

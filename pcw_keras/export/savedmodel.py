@@ -1,0 +1,40 @@
+"""SavedModel export through Keras 3's ``ExportArchive``, with an image serving signature."""
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pcw_keras.export.graph import input_spec, serving_function
+
+
+def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = "uint8") -> None:
+    """Writes ``model`` in inference mode as a SavedModel with one endpoint, ``serve``.
+
+    ``serve`` (also ``serving_default``) takes ``(batch, H, W, 3)`` images of
+    ``input_dtype`` (see :func:`pcw_keras.export.graph.serving_function`) and
+    returns ``{"logits": (batch, classes)}``. Variables the model updates in
+    inference (a permutation's seed state) are saved with their current value.
+    """
+    archive = keras.export.ExportArchive()  # variables are tracked through the endpoint
+    archive.add_endpoint("serve", serving_function(model, input_dtype), input_signature=[input_spec(model, input_dtype)])
+    archive.write_out(directory, verbose=False)
+
+
+class SavedModelRunner:
+    """A loaded SavedModel's ``serve`` endpoint, called on NumPy batches (float32 logits back)."""
+
+    def __init__(self, directory: str):
+        self.module = tf.saved_model.load(directory)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.module.serve(tf.constant(images))["logits"], np.float32)
+
+
+def directory_size(directory: str) -> int:
+    """Bytes of all files under ``directory``."""
+    return sum(
+        os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(directory) for name in names
+    )

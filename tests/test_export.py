@@ -1,0 +1,198 @@
+"""Export: every format checked against Keras, PermuteNet's permutation in TFLite, clean errors."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from pcw_keras import recipes
+from pcw_keras.cli import main
+from pcw_keras.export import (
+    ExportCheckError,
+    LiteRTModel,
+    UnsupportedOpsError,
+    export_model,
+    frozen_permutation,
+)
+from pcw_keras.export.check import check_inputs
+from pcw_keras.training.runner import train
+
+FAST = {"check_samples": 48, "calibration_steps": 16, "latency_runs": 3, "verbose": False}
+
+
+def _train(tiny_npz, tmp_path_factory, name):
+    recipe = recipes.load(name, **{
+        "data.source": tiny_npz, "task.grid": 2, "model.width": 0.0625, "training.epochs": 1,
+        "training.batch_size": 16, "training.jit_compile": False, "evaluation.passes": 1,
+    })
+    run_dir = tmp_path_factory.mktemp(name)
+    train(recipe, run_dir, verbose=0)
+    return str(run_dir)
+
+
+@pytest.fixture(scope="module")
+def gapnet_run(tiny_npz, tmp_path_factory):
+    return _train(tiny_npz, tmp_path_factory, "location-3x3-gapnet")
+
+
+@pytest.fixture(scope="module")
+def permutenet_run(tiny_npz, tmp_path_factory):
+    return _train(tiny_npz, tmp_path_factory, "location-3x3-permutenet")
+
+
+def _no_leftovers(parent):
+    return [name for name in os.listdir(parent) if name.endswith((".partial", ".old"))]
+
+
+@pytest.mark.parametrize(
+    "format, quantize, floor",
+    [("savedmodel", "none", 0.99), ("tflite", "none", 0.99), ("tflite", "float16", 0.99), ("tflite", "int8", 0.97)],
+)
+def test_export_matches_keras_and_the_report_says_so(gapnet_run, tmp_path, format, quantize, floor):
+    out = tmp_path / "export"
+    report = export_model(gapnet_run, out, format=format, quantize=quantize, **FAST)
+    assert json.loads((out / "export_report.json").read_text()) == report
+    assert (out / "labels.txt").read_text().splitlines()[3] == "cell 3 (row 1, col 1)"
+
+    # Recompute the report's figures independently: same test inputs, the Keras model, the exported file.
+    model = keras.models.load_model(os.path.join(gapnet_run, "best.keras"))
+    recipe = recipes.load(os.path.join(gapnet_run, "recipe.yaml"))
+    inputs = check_inputs(recipe, recipe.load_images("test"), 48, input_dtype="uint8", seed=0)
+    expected = model.predict_on_batch(inputs.keras_inputs)
+    if format == "tflite":
+        exported = LiteRTModel((out / "model.tflite").read_bytes())(inputs.images)
+        assert report["file_size_bytes"] == os.path.getsize(out / "model.tflite")
+    else:
+        served = tf.saved_model.load(str(out))  # keep a reference: its variables die with it
+        exported = served.serve(inputs.images)["logits"].numpy()
+    check = report["check"]
+    assert check["samples"] == 48 and check["passed"] and check["min_agreement"] == floor
+    assert check["top1_agreement"] >= floor
+    assert check["top1_agreement"] == pytest.approx(np.mean(exported.argmax(-1) == expected.argmax(-1)), abs=1 / 48 + 1e-9)
+    assert check["accuracy_keras"] == pytest.approx(np.mean(expected.argmax(-1) == inputs.labels))
+    assert check["accuracy_exported"] == pytest.approx(np.mean(exported.argmax(-1) == inputs.labels), abs=1 / 48 + 1e-9)
+    assert check["max_abs_diff"] == pytest.approx(np.abs(exported - expected).max(), abs=1e-4)
+    tolerance = 1e-4 if quantize == "none" else 1e-2 if quantize == "float16" else 0.5
+    assert check["max_abs_diff"] <= tolerance
+    assert report["latency"]["median_ms"] > 0 and report["latency"]["runs"] == 3
+    if quantize == "int8":
+        assert report["file_size_bytes"] < 0.5 * 4 * model.count_params()  # int8 weights, not float32
+
+
+def test_cli_exports_dynamic_range_and_reports(gapnet_run, tmp_path):
+    out = tmp_path / "dyn"
+    result = CliRunner().invoke(main, ["export", gapnet_run, "--format", "tflite", "--quantize", "dynamic",
+                                       "--check-samples", "32", "--latency-runs", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "top-1 agreement with Keras" in result.output
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["quantize"] == "dynamic" and report["check"]["min_agreement"] == 0.97 and report["check"]["passed"]
+
+
+def test_permutenet_tflite_draws_a_new_permutation_at_every_invoke(permutenet_run, tmp_path):
+    report = export_model(permutenet_run, tmp_path / "random", format="tflite", quantize="int8", **FAST)
+    # The check replays in Keras the permutation that the interpreter drew at each call.
+    assert report["permutation"] == {"mode": "random"} and report["check"]["top1_agreement"] >= 0.97
+    model = LiteRTModel((tmp_path / "random" / "model.tflite").read_bytes(), read_permutations=True)
+    assert model.permutation_ops == 1
+    image = np.full((1, 64, 64, 3), 120, np.uint8)
+    first = model(image)
+    drawn = model.last_permutation.copy()
+    second = model(image)
+    channels = keras.models.load_model(os.path.join(permutenet_run, "best.keras")).get_layer("pool").output.shape[-1]
+    assert sorted(drawn.tolist()) == list(range(channels))
+    assert not np.array_equal(drawn, model.last_permutation)
+    assert not np.array_equal(first, second)
+
+
+def test_frozen_permutenet_is_deterministic_and_uses_the_seeded_permutation(permutenet_run, tmp_path):
+    report = export_model(permutenet_run, tmp_path / "frozen", format="tflite", permutation="frozen",
+                          permutation_seed=5, **FAST)
+    assert report["permutation"] == {"mode": "frozen", "seed": 5}
+    assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0
+    assert 0.0 <= report["check"]["accuracy_keras_random_permutation"] <= 1.0
+    model = LiteRTModel((tmp_path / "frozen" / "model.tflite").read_bytes(), read_permutations=True)
+    assert model.permutation_ops == 0
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    first, second = model(images), model(images)
+    np.testing.assert_array_equal(first, second)
+
+    # The same as the Keras body, then the seeded permutation, then the head.
+    keras_model = keras.models.load_model(os.path.join(permutenet_run, "best.keras"))
+    body = keras.Model(keras_model.input, keras_model.get_layer("stage4").output)
+    pooled = np.mean(body.predict_on_batch(check_inputs_normalised(images)), axis=(1, 2))
+    permuted = pooled[:, frozen_permutation(pooled.shape[-1], 5)]
+    expected = keras_model.get_layer("head")(permuted).numpy()
+    np.testing.assert_allclose(first, expected, atol=1e-4)
+
+
+def check_inputs_normalised(images):
+    from pcw_keras.export.graph import normalize_uint8
+
+    return normalize_uint8(images).numpy()
+
+
+def test_permutenet_savedmodel_stays_random_and_matches_keras_draw_for_draw(permutenet_run, tmp_path):
+    report = export_model(permutenet_run, tmp_path / "sm", format="savedmodel", **FAST)
+    assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0
+    served = tf.saved_model.load(str(tmp_path / "sm"))
+    images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    first, second = served.serve(images)["logits"].numpy(), served.serve(images)["logits"].numpy()
+    assert not np.allclose(first, second)
+
+
+def test_a_failed_check_raises_and_writes_nothing(gapnet_run, tmp_path, monkeypatch):
+    call = LiteRTModel.__call__
+    monkeypatch.setattr(LiteRTModel, "__call__", lambda self, images: np.roll(call(self, images), 1, axis=-1))
+    with pytest.raises(ExportCheckError, match=r"agrees with Keras on .*below the required 99.00%"):
+        export_model(gapnet_run, tmp_path / "bad", format="tflite", **FAST)
+    assert not (tmp_path / "bad").exists() and not _no_leftovers(tmp_path)
+
+
+class _StatelessShuffle(keras.layers.Layer):
+    def call(self, inputs):
+        order = keras.ops.argsort(keras.random.uniform((inputs.shape[-1],), seed=0))
+        return keras.ops.take(inputs, order, axis=-1)
+
+
+def test_unsupported_ops_are_named_and_nothing_is_written(gapnet_run, tmp_path):
+    inputs = keras.Input((64, 64, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4)(_StatelessShuffle()(pooled)))
+    with pytest.raises(UnsupportedOpsError, match="StatelessRandom"):
+        export_model(model, tmp_path / "x", recipe=os.path.join(gapnet_run, "recipe.yaml"), **FAST)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "source, kwargs, error, message",
+    [
+        ("missing", {}, FileNotFoundError, "No run directory or .keras file"),
+        ("run", {"format": "onnx"}, ValueError, r"`format` must be one of \('savedmodel', 'tflite'\). Received: format='onnx'"),
+        ("run", {"quantize": "int4"}, ValueError, "Received: quantize='int4'"),
+        ("run", {"format": "savedmodel", "quantize": "int8"}, ValueError, "quantization is for TFLite"),
+        ("run", {"permutation": "fixed"}, ValueError, "Received: permutation='fixed'"),
+    ],
+)
+def test_bad_arguments_give_clear_errors_and_write_nothing(gapnet_run, tmp_path, source, kwargs, error, message):
+    source = gapnet_run if source == "run" else str(tmp_path / "missing")
+    with pytest.raises(error, match=message):
+        export_model(source, tmp_path / "out", **{**FAST, **kwargs})
+    assert not (tmp_path / "out").exists() and not _no_leftovers(tmp_path)
+
+
+def test_an_existing_export_is_not_overwritten_by_default(gapnet_run, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_model(gapnet_run, tmp_path / "out", **FAST)
+
+
+def test_cli_errors_name_the_problem(gapnet_run, tmp_path):
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "No run directory or .keras file" in result.output
+    result = CliRunner().invoke(main, ["export", gapnet_run, "--format", "onnx", "--out", str(tmp_path / "o")])
+    assert result.exit_code != 0 and "'onnx' is not one of" in result.output
+    assert not (tmp_path / "o").exists()

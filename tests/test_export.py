@@ -196,3 +196,19 @@ def test_cli_errors_name_the_problem(gapnet_run, tmp_path):
     result = CliRunner().invoke(main, ["export", gapnet_run, "--format", "onnx", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "'onnx' is not one of" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_the_augshift_training_wrapper_exports_as_the_plain_classifier(gapnet_run, tmp_path):
+    from pcw_keras.models import create_model
+    from pcw_keras.training.augshift import AugShiftModel
+
+    classifier = create_model("gapnet_resnet18", num_classes=4, input_shape=(64, 64, 3), width=0.0625)
+    wrapper = AugShiftModel(classifier, feature_layer="pool", max_shift=4, seed=0)
+    wrapper.save(tmp_path / "augshift.keras")
+    report = export_model(str(tmp_path / "augshift.keras"), tmp_path / "out",
+                          recipe=os.path.join(gapnet_run, "recipe.yaml"), **FAST)
+    # Shifting is training-only: the exported model is the classifier, output for output.
+    assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0
+    images = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    exported = LiteRTModel((tmp_path / "out" / "model.tflite").read_bytes())(images)
+    np.testing.assert_allclose(exported, classifier.predict_on_batch(check_inputs_normalised(images)), atol=1e-4)

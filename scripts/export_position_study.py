@@ -1,0 +1,116 @@
+"""Does position information survive TFLite export? Float32 vs full int8 on a trained run.
+
+For RUN_DIR (a location-task run), exports TFLite float32 and full int8
+(float32 input, so that the package's evaluators can feed them), then
+measures with the paper's protocol (mean over ``grid * grid`` random
+placements of the test split) the location accuracy of Keras, TFLite
+float32 and TFLite int8, and, for a GAPNet, ranks the position channels of
+the ``pool`` layer (its outputs) in Keras and in the int8 model with
+``rank_position_channels(method="canvas")``. Prints JSON.
+
+Usage::
+
+    python scripts/export_position_study.py RUN_DIR --out exports/study [--rank-images 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+class TFLiteAsKeras:
+    """``predict_on_batch`` over a float-input LiteRT model, for :func:`pcw_keras.data.evaluate_canvas`."""
+
+    def __init__(self, path: str):
+        from pcw_keras.export import LiteRTModel
+
+        with open(path, "rb") as handle:
+            self.model = LiteRTModel(handle.read())
+
+    def predict_on_batch(self, inputs):
+        return self.model(inputs)
+
+
+def tflite_layer_model(path: str, input_shape, classes: int):
+    """A Keras model whose ``pool`` layer is the TFLite model's output (for the ranking evaluator)."""
+    import keras
+    import tensorflow as tf
+
+    runner = TFLiteAsKeras(path)
+
+    class TFLiteOutputs(keras.layers.Layer):
+        def call(self, images):
+            out = tf.numpy_function(lambda x: runner.predict_on_batch(x), [images], tf.float32)
+            return tf.ensure_shape(out, (None, classes))
+
+        def compute_output_shape(self, shape):
+            return (shape[0], classes)
+
+    inputs = keras.Input(input_shape)
+    return keras.Model(inputs, TFLiteOutputs(name="pool")(inputs))
+
+
+def per_channel(ranking):
+    """The ``overall`` scores of a ranking, indexed by channel."""
+    import numpy as np
+
+    overall = ranking.rankings["overall"]
+    scores = np.empty(ranking.num_channels)
+    scores[np.asarray(overall["channels"])] = overall["scores"]
+    return scores
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--out", required=True, help="folder for the two exports")
+    parser.add_argument("--rank-images", type=int, default=300, help="test images placed in every cell for the ranking")
+    parser.add_argument("--top", type=int, default=3, help="size of the top-k sets compared")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+
+    from pcw_keras.export import export_model
+    from pcw_keras.training.runner import load_run_recipe
+
+    recipe = load_run_recipe(args.run_dir)
+    test_images = recipe.load_images("test")
+    model = keras.models.load_model(os.path.join(args.run_dir, "best.keras"))
+    result = {"run_dir": args.run_dir, "recipe": recipe.name, "model_width": recipe["model"]["width"],
+              "test_images": len(test_images), "exports": {}, "location_accuracy": {}}
+    result["location_accuracy"]["keras"] = recipe.evaluate(model, test_images)["accuracy"]
+    for quantize in ("none", "int8"):
+        out = os.path.join(args.out, f"tflite-{quantize}-float-input")
+        report = export_model(args.run_dir, out, format="tflite", quantize=quantize, input_dtype="float32", overwrite=True)
+        result["exports"][quantize] = {key: report["check"][key] for key in
+                                       ("top1_agreement", "max_abs_diff", "accuracy_keras", "accuracy_exported")}
+        result["exports"][quantize].update(size_bytes=report["file_size_bytes"], latency_ms=report["latency"]["median_ms"])
+        path = os.path.join(out, "model.tflite")
+        result["location_accuracy"][f"tflite_{quantize}"] = recipe.evaluate(TFLiteAsKeras(path), test_images)["accuracy"]
+
+    if recipe["model"]["name"].startswith("gapnet"):
+        from pcw_keras.evaluation.position_channels import rank_position_channels
+
+        patches = test_images.subset(np.arange(min(args.rank_images, len(test_images))))
+        classes = model.output.shape[-1]
+        keras_rank = rank_position_channels(model, patches, layer="pool", method="canvas", verbose=False)
+        int8_model = tflite_layer_model(os.path.join(args.out, "tflite-int8-float-input", "model.tflite"),
+                                        model.input_shape[1:], classes)
+        int8_rank = rank_position_channels(int8_model, patches, layer="pool", method="canvas", verbose=False)
+        a, b = per_channel(keras_rank), per_channel(int8_rank)
+        order_a, order_b = np.argsort(-a), np.argsort(-b)
+        result["position_channels"] = {
+            "layer": "pool", "method": "canvas", "channels": int(len(a)),
+            "scores_keras": [round(float(s), 4) for s in a], "scores_int8": [round(float(s), 4) for s in b],
+            "max_abs_score_diff": float(np.abs(a - b).max()),
+            "spearman": float(np.corrcoef(np.argsort(order_a), np.argsort(order_b))[0, 1]),
+            f"top{args.top}_overlap": len(set(order_a[: args.top]) & set(order_b[: args.top])) / args.top,
+        }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

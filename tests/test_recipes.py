@@ -64,7 +64,7 @@ def test_parse_override_reads_yaml_values():
         ({"model.width": 0}, r"`model.width` must be > 0"),
         ({"training.epochs": "ten"}, r"`training.epochs` must be int.*'ten'"),
         ({"training.batch_size": 0}, r"`training.batch_size` must be >= 1"),
-        ({"task.kind": "segmentation"}, r"`task.kind` must be one of \('location', 'image'\)"),
+        ({"task.kind": "segmentation"}, r"`task.kind` must be one of \('location', 'image', 'classification'\)"),
         ({"model.name": "resnet19"}, r"`model.name` must be one of"),
         ({"model.padding": "mirror"}, r"`model.padding`.*'mirror'"),
         ({"training.jit_compile": "sometimes"}, r"`training.jit_compile`"),

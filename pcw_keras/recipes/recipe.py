@@ -9,11 +9,12 @@ from importlib import resources
 import keras
 import yaml
 
-from pcw_keras.recipes.schema import SCHEMA, defaults, validate
+from pcw_keras.recipes.schema import CANVAS_TASKS, SCHEMA, defaults, validate
 
 # Measured on a 2-core CPU (see docs/benchmarks.md): XLA speeds the training step
 # up to width 0.25 and slows it from width 0.5 on.
 XLA_MAX_WIDTH = 0.25
+IMAGE_SIDE = 32  # CIFAR images: a canvas cell, or the classification input
 
 
 def recipe_dir():
@@ -103,7 +104,8 @@ class Datasets:
 
     ``train`` and ``validation`` are batched ``tf.data`` datasets for
     ``model.fit``; ``test_images`` is the in-memory test split, which
-    :meth:`Recipe.evaluate` places anew for each evaluation pass.
+    :meth:`Recipe.evaluate` places anew for each evaluation pass (canvas
+    tasks) or shifts for the consistency test (classification).
     """
 
     train: object
@@ -118,6 +120,8 @@ class Recipe:
 
     def __init__(self, config: dict):
         self.config = config
+        self.steps_per_epoch: int | None = None
+        """Training batches per epoch, known once :meth:`datasets` has run (a cosine schedule needs it)."""
 
     def __getitem__(self, section: str) -> dict:
         return self.config[section]
@@ -134,16 +138,21 @@ class Recipe:
         return self.config["training"]["epochs"]
 
     @property
+    def is_canvas(self) -> bool:
+        """Whether the task is one of the paper's canvas tasks (else plain classification)."""
+        return self.config["task"]["kind"] in CANVAS_TASKS
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
-        side = 32 * self.config["task"]["grid"]
+        side = IMAGE_SIDE * self.config["task"]["grid"] if self.is_canvas else IMAGE_SIDE
         return (side, side, 3)
 
     def num_classes(self, class_names: list[str] | None = None) -> int:
-        """Cells for the location task, classes (from the data) for the image task."""
+        """Cells for the location task, classes (from the data) for the image and classification tasks."""
         if self.config["task"]["kind"] == "location":
             return self.config["task"]["grid"] ** 2
         if class_names is None:
-            raise ValueError("The image task needs the class names of its data to size the head.")
+            raise ValueError(f"The {self.config['task']['kind']} task needs the class names of its data to size the head.")
         return len(class_names)
 
     def to_yaml(self) -> str:
@@ -157,17 +166,38 @@ class Recipe:
     # --- building -----------------------------------------------------------------------------------
 
     def datasets(self) -> Datasets:
-        """Loads the data once and builds the canvas pipelines (train shuffled, full batches only)."""
+        """Loads the data once and builds the pipelines (train shuffled, full batches only).
+
+        Canvas tasks get :func:`pcw_keras.data.canvas_dataset`; classification
+        gets :func:`pcw_keras.data.classification.classification_dataset`
+        (pad-and-crop and flip in training, normalisation).
+        """
         from pcw_keras.data import canvas_dataset, split_validation
+        from pcw_keras.data.classification import classification_dataset
 
         data, task, train = self.config["data"], self.config["task"], self.config["training"]
         full = self.load_images("train")
         train_images, validation_images = split_validation(full, data["validation_fraction"], seed=train["seed"])
         test_images = self.load_images("test")
-        common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
+        self.steps_per_epoch = len(train_images) // train["batch_size"]
+        if self.is_canvas:
+            common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
+            train_data = canvas_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common)
+            validation_data = canvas_dataset(validation_images, training=False, seed=train["seed"] + 1, flip=False, **common)
+        else:
+            if full.image_shape[:2] != self.input_shape[:2]:
+                raise ValueError(
+                    f"The classification recipes take {IMAGE_SIDE}x{IMAGE_SIDE} images. "
+                    f"Received: data.source={data['source']!r} with images of shape {full.image_shape}"
+                )
+            train_data = classification_dataset(
+                train_images, batch_size=train["batch_size"], training=True, seed=train["seed"],
+                crop_padding=data["crop_padding"], flip=data["flip"],
+            )
+            validation_data = classification_dataset(validation_images, batch_size=train["batch_size"], training=False)
         return Datasets(
-            train=canvas_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common),
-            validation=canvas_dataset(validation_images, training=False, seed=train["seed"] + 1, flip=False, **common),
+            train=train_data,
+            validation=validation_data,
             train_images=train_images,
             validation_images=validation_images,
             test_images=test_images,
@@ -192,9 +222,19 @@ class Recipe:
                 print(f"pcw: {data['source']!r} cannot be downloaded here; using {data['fallback']!r} instead.")
             return load_split(data["fallback"], split, limit=limit, seed=self.config["training"]["seed"])
 
-    def build_model(self, num_classes: int | None = None, class_names: list[str] | None = None) -> keras.Model:
-        """Builds and compiles the recipe's model (call inside ``strategy.scope()`` when distributing)."""
+    def build_model(
+        self, num_classes: int | None = None, class_names: list[str] | None = None, steps_per_epoch: int | None = None
+    ) -> keras.Model:
+        """Builds and compiles the recipe's model (call inside ``strategy.scope()`` when distributing).
+
+        ``steps_per_epoch`` sizes a cosine schedule (default: measured by :meth:`datasets`).
+
+        With ``augshift.enabled`` the classifier is wrapped in
+        :class:`pcw_keras.training.augshift.AugShiftModel`, which trains with
+        AugShift and saves, predicts and exports as the classifier.
+        """
         from pcw_keras.models import create_model
+        from pcw_keras.training.augshift import AugShiftModel
 
         model_config = dict(self.config["model"])
         name = model_config.pop("name")
@@ -205,8 +245,11 @@ class Recipe:
             permutation_seed=self.config["training"]["seed"] if "permut" in name else None,
             **{k: v for k, v in model_config.items() if not (k.startswith("permut") and "permut" not in name)},
         )
+        augshift = dict(self.config["augshift"])
+        if augshift.pop("enabled"):
+            model = AugShiftModel(model, seed=self.config["training"]["seed"], **augshift)
         model.compile(
-            optimizer=self.build_optimizer(),
+            optimizer=self.build_optimizer(steps_per_epoch),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             jit_compile=self.jit_compile(),
@@ -215,11 +258,16 @@ class Recipe:
         return model
 
     def build_optimizer(self, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
+        """The recipe's optimizer; a cosine schedule decays to 0 over ``epochs * steps_per_epoch`` steps.
+
+        ``steps_per_epoch`` defaults to the one :meth:`datasets` measured.
+        """
         opt = self.config["optimizer"]
         rate = opt["learning_rate"]
         if opt["schedule"] == "cosine":
+            steps_per_epoch = steps_per_epoch or self.steps_per_epoch
             if steps_per_epoch is None:
-                raise ValueError("A cosine schedule needs `steps_per_epoch`.")
+                raise ValueError("A cosine schedule needs `steps_per_epoch`: call `datasets()` first or pass it.")
             rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=steps_per_epoch * self.epochs)
         if opt["name"] == "sgd":
             return keras.optimizers.SGD(rate, momentum=opt["momentum"], nesterov=True, weight_decay=opt["weight_decay"])
@@ -228,13 +276,27 @@ class Recipe:
         return cls(rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], **kwargs)
 
     def evaluate(self, model: keras.Model, test_images, seed: int | None = None) -> dict:
-        """Test accuracy as the paper measures it: the mean over ``grid * grid`` random placements."""
+        """Test scores as the paper measures them.
+
+        Canvas tasks: the mean accuracy over ``grid * grid`` random placements
+        (:func:`pcw_keras.data.evaluate_canvas`). Classification: the accuracy
+        of the unshifted test images and the shift consistency
+        (:func:`pcw_keras.evaluation.consistency`, ``evaluation.consistency_*``).
+        """
         from pcw_keras.data import evaluate_canvas
 
         task, evaluation = self.config["task"], self.config["evaluation"]
+        seed = self.config["training"]["seed"] if seed is None else seed
+        if not self.is_canvas:
+            from pcw_keras.evaluation import consistency
+
+            return consistency(
+                model, test_images, max_shift=evaluation["consistency_max_shift"],
+                passes=evaluation["consistency_passes"], batch_size=evaluation["batch_size"], seed=seed, verbose=0,
+            )
         return evaluate_canvas(
             model, test_images, grid=task["grid"], task=task["kind"], batch_size=evaluation["batch_size"],
-            passes=evaluation["passes"], seed=self.config["training"]["seed"] if seed is None else seed,
+            passes=evaluation["passes"], seed=seed,
         )
 
 

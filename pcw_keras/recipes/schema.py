@@ -45,13 +45,16 @@ class Field:
 
 
 INT, FLOAT, NUM, STR, BOOL = (int,), (float, int), (float, int), (str,), (bool,)
+CANVAS_TASKS = ("location", "image")
+TASK_KINDS = CANVAS_TASKS + ("classification",)
 
 SCHEMA: dict[str, Any] = {
     "name": Field("", STR, help="Recipe name."),
     "description": Field("", STR, help="One line on what the experiment shows."),
     "task": {
-        "kind": Field("location", STR, choices=("location", "image"), help="Canvas task: label = cell or class."),
-        "grid": Field(3, INT, low=1, high=16, help="Cells per side of the canvas (3 -> 96x96)."),
+        "kind": Field("location", STR, choices=TASK_KINDS,
+                      help="Canvas task (label = cell or class) or plain 32x32 classification."),
+        "grid": Field(3, INT, low=1, high=16, help="Canvas tasks: cells per side of the canvas (3 -> 96x96)."),
     },
     "data": {
         "source": Field("cifar10", STR, help="tfds name, cifar10-mini, image folder, .tar.gz or .npz."),
@@ -61,6 +64,7 @@ SCHEMA: dict[str, Any] = {
         "test_limit": Field(None, INT, low=1, optional=True, help="Class-balanced test subset size."),
         "validation_fraction": Field(0.1, FLOAT, low=0.0, high=0.5, open_low=True, help="Carved from train, fixed seed."),
         "flip": Field(True, BOOL, help="Random horizontal flip in training."),
+        "crop_padding": Field(4, INT, low=0, help="Classification: pad by this much and crop at random in training (0: off)."),
     },
     "model": {
         "name": Field("gapnet_resnet18", STR, help="A name from pcw_keras.models.list_models()."),
@@ -69,6 +73,13 @@ SCHEMA: dict[str, Any] = {
         "permute_at": Field("pool", STR, choices=("pool", "stage1", "stage2", "stage3", "stage4")),
         "permutation_mode": Field("batch", STR, choices=("batch", "sample")),
         "antialias": Field(None, BOOL, optional=True, help="BlurPool; null keeps the model's default."),
+    },
+    "augshift": {
+        "enabled": Field(False, BOOL, help="Train with AugShift (two shifted views, CE + weight * latent MSE)."),
+        "max_shift": Field(4, INT, low=0, help="Largest shift of a view, pixels per axis."),
+        "fill": Field("zero", STR, choices=("zero", "reflect", "replicate"), help="What enters at the border."),
+        "weight": Field(1.0, FLOAT, low=0.0, help="lambda: weight of the MSE between the views' pooled latents."),
+        "feature_layer": Field("pool", STR, help="Layer whose output is the latent."),
     },
     "optimizer": {
         "name": Field("adam", STR, choices=("adam", "adamw", "sgd")),
@@ -89,6 +100,8 @@ SCHEMA: dict[str, Any] = {
     "evaluation": {
         "passes": Field(None, INT, low=1, optional=True, help="Random placements of the test split; null = grid*grid."),
         "batch_size": Field(256, INT, low=1),
+        "consistency_max_shift": Field(4, INT, low=1, help="Classification: shift range of the consistency test."),
+        "consistency_passes": Field(5, INT, low=1, help="Classification: draws of two shifts per test image."),
     },
 }
 

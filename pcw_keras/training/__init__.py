@@ -1,4 +1,5 @@
-"""Training support: distribution strategy choice and resumable-run callbacks."""
+"""Training support: distribution strategy choice, resumable-run callbacks and the AugShift wrapper."""
+from pcw_keras.training.augshift import AugShiftModel, unwrap
 from pcw_keras.training.strategy import (
     STRATEGY_NAMES,
     choose_strategy,
@@ -9,10 +10,12 @@ from pcw_keras.training.strategy import (
 )
 
 __all__ = [
+    "AugShiftModel",
     "STRATEGY_NAMES",
     "choose_strategy",
     "describe_strategy",
     "is_chief",
     "worker_index",
+    "unwrap",
     "write_dir",
 ]

@@ -146,7 +146,9 @@ def evaluate_run(
             scores = recipe.evaluate(keras.models.load_model(path), test_images)
         best_scores = scores
         results[f"test_accuracy_{which}"] = scores["accuracy"]
-        results[f"per_cell_accuracy_{which}"] = scores["per_cell_accuracy"]
+        for key in ("per_cell_accuracy", "consistency"):  # canvas tasks / classification
+            if key in scores:
+                results[f"{key}_{which}"] = scores[key]
     results["chance"] = 1.0 / recipe.num_classes(test_images.class_names)
     results.update(extra or {})
     _write_text_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(results, indent=2))

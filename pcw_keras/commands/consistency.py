@@ -1,0 +1,95 @@
+"""``pcw consistency`` (also ``pcw evaluate consistency``): shift consistency of a run or a model file."""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from pcw_keras.layers.shift import FILLS
+
+RESULT_FILE = "consistency.json"
+CURVE_CSV = "consistency_curve.csv"
+CURVE_PNG = "consistency_curve.png"
+
+
+def _resolve(target: str, which: str, data: str | None, limit: int | None, seed: int):
+    """The model path, its test images and a label, from a run directory or a ``.keras`` file."""
+    from pcw_keras.data import load_split
+    from pcw_keras.training.runner import load_run_recipe
+
+    if os.path.isdir(target):
+        overrides = {key: value for key, value in (("data.source", data), ("data.test_limit", limit)) if value}
+        recipe = load_run_recipe(target, **overrides)
+        if recipe.is_canvas:
+            raise click.UsageError(
+                f"{target!r} is a run of the canvas task {recipe['task']['kind']!r}; consistency is measured "
+                "on classification runs (task.kind: classification)."
+            )
+        return os.path.join(target, f"{which}.keras"), recipe.load_images("test"), recipe.name
+    if target.endswith(".keras") and os.path.isfile(target):
+        if not data:
+            raise click.UsageError("A .keras model file needs --data SOURCE (the test split to shift).")
+        return target, load_split(data, "test", limit=limit, seed=seed), os.path.splitext(os.path.basename(target))[0]
+    raise click.BadParameter(f"expected a run directory or a .keras file. Received: {target!r}", param_hint="TARGET")
+
+
+def _write_json_atomic(path: str, payload: dict) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(tmp, path)
+
+
+@click.command("consistency")
+@click.argument("target", metavar="RUN_DIR_or_MODEL")
+@click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Which model of a run directory.")
+@click.option("--data", "data", metavar="SOURCE", help="Test data (default for a run: its recipe's; required for a .keras file).")
+@click.option("--limit", type=click.IntRange(min=1), help="Class-balanced subset of the test split.")
+@click.option("--max-shift", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Largest shift (pixels per axis) of the two random shifts.")
+@click.option("--passes", type=click.IntRange(min=1), default=5, show_default=True, help="Draws of two shifts per image.")
+@click.option("--curve-max-shift", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Largest distance of the consistency-versus-shift curve.")
+@click.option("--fill", type=click.Choice(FILLS), default="zero", show_default=True, help="What enters at the border.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the shifts.")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Folder for the results (default: the run directory or the model's folder).")
+def command(target, which, data, limit, max_shift, passes, curve_max_shift, fill, batch_size, seed, out) -> None:
+    """Shift consistency of RUN_DIR_or_MODEL: how often two random shifts of a test image get the same class.
+
+    Zhang (2019)'s protocol adapted to 32x32 images (pad, two different random
+    crops, several passes; see pcw_keras.evaluation.consistency), with the
+    accuracy alongside, and the consistency-versus-shift-distance curve.
+    Writes consistency.json, consistency_curve.csv and consistency_curve.png.
+
+    \b
+    Example:
+      pcw evaluate consistency runs/cifar10-resnet18-augshift
+      pcw consistency model.keras --data ../shared/data/cifar10-jpeg.tar.gz --limit 2000
+    """
+    import keras
+
+    from pcw_keras.evaluation import consistency, consistency_curve, plot_curves, write_curves_csv
+
+    try:
+        model_path, test_images, label = _resolve(target, which, data, limit, seed)
+        if not os.path.isfile(model_path):
+            raise click.ClickException(f"{model_path!r} is missing: has the run finished an epoch?")
+        model = keras.models.load_model(model_path)
+        out = out or os.path.dirname(os.path.abspath(model_path))
+        os.makedirs(out, exist_ok=True)
+        click.echo(f"pcw: consistency of {model_path} on {len(test_images)} test images")
+        scores = consistency(model, test_images, max_shift=max_shift, passes=passes, fill=fill, batch_size=batch_size, seed=seed)
+        curve = consistency_curve(model, test_images, max_shift=curve_max_shift, fill=fill, batch_size=batch_size, seed=seed)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    _write_json_atomic(os.path.join(out, RESULT_FILE), {"model": model_path, **scores, "curve": curve})
+    write_curves_csv({label: curve}, os.path.join(out, CURVE_CSV))
+    plot_curves({label: curve}, os.path.join(out, CURVE_PNG))
+    click.echo(
+        f"{label}: consistency {100 * scores['consistency']:.1f}% (shifts up to {max_shift} px, {passes} passes), "
+        f"accuracy {100 * scores['accuracy']:.1f}% unshifted, {100 * scores['accuracy_shifted']:.1f}% shifted. "
+        f"Written to {out}/: {RESULT_FILE}, {CURVE_CSV}, {CURVE_PNG}"
+    )

@@ -1,0 +1,273 @@
+"""Shift consistency (Zhang, ICML 2019), adapted to 32x32 inputs, and its curve over shift distance.
+
+Protocol of :func:`consistency`. The test images are normalised as in
+training, padded by ``max_shift`` pixels on each side (``fill``; zeros are the
+mean colour after normalisation) and cropped back to their size twice, at two
+*different* offsets drawn per image: the first uniform over the
+``(2 * max_shift + 1) ** 2`` offsets, the second uniform over the other ones.
+An image is consistent when the model's argmax is the same for both crops.
+This is repeated for ``passes`` independent draws; the consistency is the
+share of consistent (image, pass) pairs. Zhang takes two random 224 crops of a
+256 ImageNet image; a 32x32 CIFAR image has no margin, hence the padding (and
+with ``max_shift=4``, the same range as the standard pad-4 crop augmentation).
+The accuracy of the unshifted images and of the shifted crops is reported
+alongside.
+
+Protocol of :func:`consistency_curve`, for each distance ``d = 1 .. max_shift``:
+the prediction for the unshifted image is compared with the prediction for
+the image moved by a vector drawn uniformly among the ``8 d`` whole-pixel
+vectors of length ``d`` in the max norm (``max(|dy|, |dx|) = d``), padded by
+``max_shift`` pixels of ``fill``. Its consistency at ``d`` is the share of
+images whose prediction does not change.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+
+from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD
+from pcw_keras.data.imageset import ImageSet
+from pcw_keras.layers import AugShift
+from pcw_keras.layers._checks import check_int_range
+from pcw_keras.training.augshift import unwrap
+
+
+def consistency(
+    model: keras.Model,
+    dataset,
+    *,
+    max_shift: int = 4,
+    passes: int = 5,
+    fill: str = "zero",
+    batch_size: int = 256,
+    seed: int = 0,
+    mean: Sequence[float] = CIFAR_MEAN,
+    std: Sequence[float] = CIFAR_STD,
+    verbose: int = 1,
+) -> dict:
+    """Share of images whose predicted class survives two different random shifts.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Maps normalised images ``(B, H, W, C)`` to class scores. An
+        :class:`pcw_keras.training.augshift.AugShiftModel` is evaluated as its classifier.
+    dataset : ImageSet or tuple
+        uint8 images and their labels: an :class:`ImageSet` or ``(images, labels)``.
+    max_shift : int
+        Largest shift in pixels on each axis, ``>= 1``.
+    passes : int
+        Independent draws of the two shifts per image, ``>= 1``.
+    fill : {"zero", "reflect", "replicate"}
+        What enters at the border (see :class:`pcw_keras.layers.AugShift`).
+    batch_size : int
+        Images per forward pass (each pass runs ``2 * batch_size`` crops).
+    seed : int
+        Seed of the shifts: the same seed gives the same crops.
+    mean, std : sequence of float
+        Normalisation ``(uint8 / 255 - mean) / std``, as in training.
+    verbose : int
+        1 shows a progress bar.
+
+    Returns
+    -------
+    dict
+        ``consistency`` (in ``[0, 1]``), ``consistency_per_pass``,
+        ``accuracy`` (unshifted images), ``accuracy_shifted`` (all crops),
+        ``max_shift``, ``passes``, ``fill``, ``images``.
+
+    Example
+    -------
+    >>> test = load_split("cifar10-mini", "test")  # doctest: +SKIP
+    >>> consistency(model, test, max_shift=4, passes=5)["consistency"]  # doctest: +SKIP
+    0.912
+    """
+    check_int_range("max_shift", max_shift, 1)
+    check_int_range("passes", passes, 1)
+    check_int_range("batch_size", batch_size, 1)
+    images, labels = _as_arrays(dataset)
+    model = unwrap(model)
+    shifter = _shifter(max_shift, fill, images.shape)
+    rng = np.random.default_rng(seed)
+    count, side = len(images), 2 * max_shift + 1
+    first = rng.integers(0, side * side, size=(passes, count))
+    second = (first + 1 + rng.integers(0, side * side - 1, size=(passes, count))) % (side * side)
+    offsets = [np.stack(np.divmod(index, side), axis=-1).astype("int32") for index in (first, second)]
+
+    agree = np.zeros(passes)
+    right_shifted = 0
+    right = 0
+    progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        batch = _normalize(images[start:stop], mean, std)
+        right += int((_predict(model, batch) == labels[start:stop]).sum())
+        for p in range(passes):
+            both = np.concatenate([_shift(shifter, batch, o[p, start:stop]) for o in offsets])
+            predicted = _predict(model, both)
+            view1, view2 = predicted[: stop - start], predicted[stop - start :]
+            agree[p] += int((view1 == view2).sum())
+            right_shifted += int((view1 == labels[start:stop]).sum() + (view2 == labels[start:stop]).sum())
+        progress.update(stop)
+    per_pass = agree / count
+    return {
+        "consistency": float(per_pass.mean()),
+        "consistency_per_pass": [float(v) for v in per_pass],
+        "accuracy": right / count,
+        "accuracy_shifted": right_shifted / (2 * passes * count),
+        "max_shift": max_shift,
+        "passes": passes,
+        "fill": fill,
+        "images": count,
+    }
+
+
+def ring(distance: int) -> np.ndarray:
+    """The ``8 * distance`` integer vectors ``(dy, dx)`` with ``max(|dy|, |dx|) == distance``."""
+    span = np.arange(-distance, distance + 1)
+    dy, dx = np.meshgrid(span, span, indexing="ij")
+    on_ring = np.maximum(np.abs(dy), np.abs(dx)) == distance
+    return np.stack([dy[on_ring], dx[on_ring]], axis=-1)
+
+
+def consistency_curve(
+    model: keras.Model,
+    dataset,
+    *,
+    max_shift: int = 8,
+    fill: str = "zero",
+    batch_size: int = 256,
+    seed: int = 0,
+    mean: Sequence[float] = CIFAR_MEAN,
+    std: Sequence[float] = CIFAR_STD,
+    verbose: int = 1,
+) -> dict:
+    """Consistency between the unshifted image and the image moved by exactly 1, 2, ... ``max_shift`` pixels.
+
+    See the module docstring for the protocol. Parameters as in :func:`consistency`.
+
+    Returns
+    -------
+    dict
+        ``shift`` (``[1, ..., max_shift]``), ``consistency`` and ``accuracy``
+        (of the moved images) per distance, ``accuracy_unshifted``, ``fill``,
+        ``images``.
+    """
+    check_int_range("max_shift", max_shift, 1)
+    check_int_range("batch_size", batch_size, 1)
+    images, labels = _as_arrays(dataset)
+    model = unwrap(model)
+    shifter = _shifter(max_shift, fill, images.shape)
+    rng = np.random.default_rng(seed)
+    count = len(images)
+    distances = list(range(1, max_shift + 1))
+    moves = [ring(d)[rng.integers(0, 8 * d, size=count)] for d in distances]
+
+    same = np.zeros(max_shift)
+    right = np.zeros(max_shift)
+    right_unshifted = 0
+    progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        batch = _normalize(images[start:stop], mean, std)
+        reference = _predict(model, batch)
+        right_unshifted += int((reference == labels[start:stop]).sum())
+        for index, move in enumerate(moves):
+            # Offset max_shift is the unshifted image; moving by +d means cropping d earlier.
+            predicted = _predict(model, _shift(shifter, batch, max_shift - move[start:stop]))
+            same[index] += int((predicted == reference).sum())
+            right[index] += int((predicted == labels[start:stop]).sum())
+        progress.update(stop)
+    return {
+        "shift": distances,
+        "consistency": [float(v) for v in same / count],
+        "accuracy": [float(v) for v in right / count],
+        "accuracy_unshifted": right_unshifted / count,
+        "fill": fill,
+        "images": count,
+    }
+
+
+def write_curves_csv(curves: Mapping[str, dict], path: str | os.PathLike) -> None:
+    """Writes ``{label: curve}`` as CSV rows ``model,shift,consistency,accuracy`` (atomically)."""
+    def write(handle):
+        writer = csv.writer(handle)
+        writer.writerow(["model", "shift", "consistency", "accuracy"])
+        for label, curve in curves.items():
+            for row in zip(curve["shift"], curve["consistency"], curve["accuracy"]):
+                writer.writerow([label, row[0], f"{row[1]:.6f}", f"{row[2]:.6f}"])
+
+    _write_atomic(path, write, text=True)
+
+
+def plot_curves(curves: Mapping[str, dict], path: str | os.PathLike, title: str = "Consistency versus shift distance") -> None:
+    """Plots ``{label: curve}`` (consistency in % against shift in pixels) to a PNG file (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    for label, curve in curves.items():
+        axes.plot(curve["shift"], [100 * v for v in curve["consistency"]], marker="o", label=label)
+    axes.set_xlabel("shift distance (pixels, max norm)")
+    axes.set_ylabel("consistency with the unshifted image (%)")
+    axes.set_title(title)
+    axes.set_xticks(list(next(iter(curves.values()))["shift"]))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    _write_atomic(path, lambda handle: figure.savefig(handle, format="png"), text=False)
+    plt.close(figure)
+
+
+def _write_atomic(path, write, text: bool) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w" if text else "wb", **({"newline": "", "encoding": "utf-8"} if text else {})) as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _as_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(dataset, ImageSet):
+        return dataset.images, np.asarray(dataset.labels)
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        images, labels = np.asarray(dataset[0]), np.asarray(dataset[1])
+        if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels) or len(images) == 0:
+            raise ValueError(
+                "`dataset` arrays must be uint8 images (N, H, W, C) and N labels, N > 0. "
+                f"Received: images {images.dtype} {images.shape}, labels {labels.shape}"
+            )
+        return images, labels
+    raise ValueError(f"`dataset` must be an ImageSet or an (images, labels) tuple. Received: dataset={type(dataset).__name__}")
+
+
+def _shifter(max_shift: int, fill: str, shape) -> AugShift:
+    shifter = AugShift(max_shift, fill)  # validates `fill`
+    shifter.build((None,) + tuple(shape[1:]))  # validates `max_shift` against the image size
+    return shifter
+
+
+def _shift(shifter: AugShift, images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(shifter.apply_offsets(images, offsets.astype("int32")))
+
+
+def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
+    return ((images.astype("float32") / 255.0 - np.asarray(mean, "float32")) / np.asarray(std, "float32")).astype("float32")
+
+
+def _predict(model: keras.Model, images) -> np.ndarray:
+    return np.argmax(keras.ops.convert_to_numpy(model.predict_on_batch(images)), axis=-1)

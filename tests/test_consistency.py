@@ -1,0 +1,141 @@
+"""The shift-consistency evaluator, its curve, and `pcw evaluate consistency`."""
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pcw_keras import recipes
+from pcw_keras.cli import main
+from pcw_keras.evaluation import consistency, consistency_curve, plot_curves, write_curves_csv
+from pcw_keras.evaluation.consistency import ring
+
+RAW = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # images in [0, 1]; padding 0 is black
+
+
+def functional(fn, classes, shape=(16, 16, 3)):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, keras.layers.Lambda(fn, output_shape=(classes,))(inputs))
+
+
+def ignores_input():
+    return functional(lambda x: keras.ops.zeros_like(x[:, 0, 0, :2]) + keras.ops.convert_to_tensor([0.0, 1.0]), 2)
+
+
+def reads_one_pixel():
+    """Class 1 when the centre pixel's red value exceeds 0.5, else class 0."""
+    return functional(lambda x: keras.ops.stack([0.5 + 0 * x[:, 8, 8, 0], x[:, 8, 8, 0]], axis=-1), 2)
+
+
+def locates_bright_pixel():
+    """Class = the flat index of the brightest pixel of channel 0 (256 classes on 16x16)."""
+    return functional(lambda x: keras.ops.reshape(x[..., 0], (-1, 256)), 256)
+
+
+@pytest.fixture()
+def noise():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8), np.arange(40) % 2
+
+
+@pytest.fixture()
+def dots():
+    """Black images with one white pixel at the centre (label: its flat index)."""
+    images = np.zeros((12, 16, 16, 3), np.uint8)
+    images[:, 8, 8, :] = 255
+    return images, np.full(12, 8 * 16 + 8)
+
+
+def test_a_model_that_ignores_its_input_is_fully_consistent(noise):
+    scores = consistency(ignores_input(), noise, max_shift=3, passes=2, verbose=0, **RAW)
+    assert scores["consistency"] == 1.0 and scores["consistency_per_pass"] == [1.0, 1.0]
+    assert scores["accuracy"] == pytest.approx(0.5)  # it always says class 1; half the labels are 1
+    assert scores["accuracy_shifted"] == pytest.approx(0.5)
+    curve = consistency_curve(ignores_input(), noise, max_shift=3, verbose=0, **RAW)
+    assert curve["shift"] == [1, 2, 3] and curve["consistency"] == [1.0, 1.0, 1.0]
+
+
+def test_a_model_that_reads_one_pixel_is_not(noise):
+    scores = consistency(reads_one_pixel(), noise, max_shift=2, passes=3, verbose=0, **RAW)
+    assert 0.2 < scores["consistency"] < 1.0
+    assert (scores["images"], scores["passes"], scores["max_shift"]) == (40, 3, 2)
+
+
+def test_the_two_shifts_always_differ(dots):
+    # The model reports where the dot is: equal predictions would mean equal shifts.
+    scores = consistency(locates_bright_pixel(), dots, max_shift=2, passes=4, verbose=0, **RAW)
+    assert scores["consistency"] == 0.0
+    assert scores["accuracy"] == 1.0  # unshifted, the dot is where the label says
+    # Every distance moves the dot; shifts stay within the pad (the dot never leaves the image).
+    curve = consistency_curve(locates_bright_pixel(), dots, max_shift=4, verbose=0, **RAW)
+    assert curve["consistency"] == [0.0] * 4 and curve["accuracy_unshifted"] == 1.0
+
+
+def test_same_seed_same_scores(noise):
+    a = consistency(reads_one_pixel(), noise, max_shift=2, passes=2, seed=5, verbose=0, **RAW)
+    b = consistency(reads_one_pixel(), noise, max_shift=2, passes=2, seed=5, verbose=0, **RAW)
+    assert a == b
+
+
+def test_ring_holds_every_vector_at_that_distance_once():
+    for d in (1, 2, 3):
+        vectors = ring(d)
+        assert len(vectors) == 8 * d == len({tuple(v) for v in vectors})
+        assert (np.abs(vectors).max(axis=1) == d).all()
+
+
+def test_curves_are_written_as_csv_and_png(noise, tmp_path):
+    curve = consistency_curve(reads_one_pixel(), noise, max_shift=3, verbose=0, **RAW)
+    write_curves_csv({"plain": curve, "other": curve}, tmp_path / "curve.csv")
+    rows = (tmp_path / "curve.csv").read_text().strip().splitlines()
+    assert rows[0] == "model,shift,consistency,accuracy" and len(rows) == 7
+    assert rows[1].startswith("plain,1,")
+    plot_curves({"plain": curve}, tmp_path / "curve.png")
+    with Image.open(tmp_path / "curve.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"max_shift": 0}, "max_shift=0"), ({"passes": 0}, "passes=0"), ({"fill": "wrap"}, "fill='wrap'"),
+     ({"max_shift": 16, "fill": "reflect"}, "max_shift=16")],
+)
+def test_bad_arguments_name_the_value(noise, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        consistency(ignores_input(), noise, verbose=0, **kwargs)
+
+
+def test_bad_dataset_is_refused():
+    with pytest.raises(ValueError, match="uint8"):
+        consistency(ignores_input(), (np.zeros((2, 16, 16, 3), "float32"), np.zeros(2)), verbose=0)
+    with pytest.raises(ValueError, match="ImageSet"):
+        consistency(ignores_input(), [1, 2, 3], verbose=0)
+
+
+def test_cli_evaluate_consistency_of_a_run_directory(tiny_npz, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    recipe = recipes.load("cifar10-resnet18", **{"data.source": tiny_npz, "model.width": 0.0625})
+    (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    recipe.build_model(class_names=list("abcd"), steps_per_epoch=10).save(run_dir / "best.keras")
+
+    result = CliRunner().invoke(main, ["evaluate", "consistency", str(run_dir), "--passes", "1", "--curve-max-shift", "2",
+                                       "--limit", "20"])
+    assert result.exit_code == 0, result.output
+    assert "consistency" in result.output and "accuracy" in result.output
+    scores = json.loads((run_dir / "consistency.json").read_text())
+    assert 0.0 <= scores["consistency"] <= 1.0 and scores["images"] == 20 and scores["curve"]["shift"] == [1, 2]
+    assert (run_dir / "consistency_curve.csv").read_text().startswith("model,shift")
+    with Image.open(run_dir / "consistency_curve.png") as image:
+        assert image.format == "PNG"
+
+    model_file = CliRunner().invoke(main, ["consistency", str(run_dir / "best.keras")])
+    assert model_file.exit_code != 0 and "--data" in model_file.output
+    canvas = tmp_path / "canvas"
+    canvas.mkdir()
+    (canvas / "recipe.yaml").write_text(recipes.load("image-3x3-gapnet").to_yaml())
+    refused = CliRunner().invoke(main, ["evaluate", "consistency", str(canvas)])
+    assert refused.exit_code != 0 and "classification" in refused.output

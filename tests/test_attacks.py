@@ -159,3 +159,31 @@ def test_evaluate_attacks_rejects_bad_k_and_draws():
         evaluate_attacks(model, metric, list(range(8)), [9], layer="features", verbose=False)
     with pytest.raises(ValueError, match="random_draws=0"):
         evaluate_attacks(model, metric, list(range(8)), [1], layer="features", random_draws=0, verbose=False)
+
+
+def test_pcw_attack_reports_top_k_against_random_k(tiny_npz, tmp_path):
+    from click.testing import CliRunner
+
+    from pcw_keras.cli import main
+    from test_position_channels import make_run_dir
+
+    run_dir = make_run_dir(tmp_path / "run", tiny_npz)
+    args = ["attack", str(run_dir), "--top", "1,10%", "--random-draws", "2", "--limit", "4", "--rank-limit", "4"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "accuracy, top-k off" in result.output
+    out = run_dir / "channels"
+    report = json.loads((out / "attack.json").read_text())
+    assert [row["k"] for row in report["rows"]] == [1, 3] and report["layer"] == "stage4"  # 10% of 32 channels
+    assert all(len(row["random"]) == 2 for row in report["rows"])
+    assert (out / "ranking_canvas.json").exists() and (out / "attack.png").exists() and (out / "attack.md").exists()
+
+    region = CliRunner().invoke(main, args[:2] + ["--top", "2", "--random-draws", "1", "--limit", "4",
+                                                  "--region", "0,1", "--ranking-name", "cell_0"], catch_exceptions=False)
+    assert region.exit_code == 0, region.output
+    assert "Ranking: " in region.output  # reuses the saved ranking
+    payload = json.loads((out / "attack_cell_0_region0-1.json").read_text())
+    assert {"accuracy_in_region", "accuracy_elsewhere"} <= set(payload["baseline"])
+
+    bad = CliRunner().invoke(main, args[:2] + ["--top", "1,999"])
+    assert bad.exit_code == 2 and "[1, 32]" in bad.output

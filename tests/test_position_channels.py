@@ -92,3 +92,38 @@ def test_errors_name_the_bad_value():
         rank_position_channels(model, np.zeros((2, PATCH, PATCH, 3), "float32"), method="canvas")
     with pytest.raises(ValueError, match="k=9"):
         rank_position_channels(model, patches(2), method="canvas", verbose=False).top(9)
+
+
+def make_run_dir(path, tiny_npz):
+    """A run directory as `pcw train` leaves it (recipe.yaml + best.keras), with an untrained tiny GAPNet."""
+    from pcw_keras import recipes
+
+    recipe = recipes.load("location-3x3-gapnet", **{"model.width": 0.0625, "data.source": tiny_npz})
+    path.mkdir()
+    (path / "recipe.yaml").write_text(recipe.to_yaml())
+    recipe.build_model().save(path / "best.keras")
+    return path
+
+
+def test_pcw_rank_writes_json_and_png_for_a_run_directory(tiny_npz, tmp_path):
+    from click.testing import CliRunner
+
+    from pcw_keras.cli import main
+
+    run_dir = make_run_dir(tmp_path / "run", tiny_npz)
+    result = CliRunner().invoke(main, ["rank", str(run_dir), "--rank-limit", "8", "--show", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "canvas ranking of `stage4` (32 channels, 8 images)" in result.output
+    ranking = ChannelRanking.load_json(run_dir / "channels" / "ranking_canvas.json")
+    assert ranking.grid == 3 and sorted(ranking.rankings["overall"]["channels"]) == list(range(32))
+    assert (run_dir / "channels" / "ranking_canvas.png").stat().st_size > 0
+
+    model_file = run_dir / "best.keras"
+    mirror = CliRunner().invoke(main, ["rank", str(model_file), "--data", tiny_npz, "--method", "mirror",
+                                       "--layer", "stage3", "--rank-limit", "4"], catch_exceptions=False)
+    assert mirror.exit_code == 0, mirror.output
+    saved = ChannelRanking.load_json(tmp_path / "run" / "best-channels" / "ranking_mirror.json")
+    assert saved.layer == "stage3" and saved.grid == 3 and set(saved.rankings) == {"overall", "left", "right"}
+
+    bad = CliRunner().invoke(main, ["rank", str(tmp_path / "nothing")])
+    assert bad.exit_code == 2 and "run directory or a .keras file" in bad.output

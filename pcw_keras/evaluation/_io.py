@@ -8,13 +8,18 @@ import tempfile
 
 def write_json_atomic(path: str | os.PathLike, payload: dict) -> str:
     """Writes ``payload`` as indented JSON to ``path`` via a temporary file in the same folder."""
+    return write_text_atomic(path, json.dumps(payload, indent=2))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> str:
+    """Writes ``text`` to ``path`` via a temporary file in the same folder, then renames it."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2)
+            stream.write(text)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

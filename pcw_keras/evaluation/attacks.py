@@ -118,7 +118,8 @@ class AttackReport:
         return write_json_atomic(path, self.to_dict())
 
     def table(self, keys: Sequence[str] | None = None) -> str:
-        """Markdown table: for each ``k``, the metric with top-k channels off and with k random ones off."""
+        """Markdown table: for each ``k``, the metric with top-k channels off and with k random ones off
+        (accuracies and IoUs in percent; the first row is the unattacked model)."""
         keys = list(keys or _scalar_keys(self.baseline))
         header = ["k", "% of channels"]
         for key in keys:
@@ -126,13 +127,13 @@ class AttackReport:
         lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
         baseline = ["0", "0"]
         for key in keys:
-            baseline += [_pct(self.baseline[key]), _pct(self.baseline[key])]
+            baseline += [_format(key, self.baseline[key])] * 2
         lines.append("| " + " | ".join(baseline) + " |")
         for row in self.rows:
             cells = [str(row["k"]), f"{100 * row['k'] / self.num_channels:.1f}"]
             for key in keys:
                 s = row["summary"][key]
-                cells += [_pct(s["top"]), f"{_pct(s['random_mean'])} ± {_pct(s['random_std'])}"]
+                cells += [_format(key, s["top"]), f"{_format(key, s['random_mean'])} ± {_format(key, s['random_std'])}"]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -162,6 +163,11 @@ class AttackReport:
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
+
+
+def _format(key: str, value: float) -> str:
+    """Losses as they are (4 significant digits); accuracies and IoUs in percent."""
+    return f"{value:.4g}" if "loss" in key else _pct(value)
 
 
 def _scalar_keys(metrics: dict) -> list[str]:

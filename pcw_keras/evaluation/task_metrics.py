@@ -23,27 +23,41 @@ def _check_batch_size(batch_size) -> int:
     return batch_size
 
 
+def _predict_logits(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([keras.ops.convert_to_numpy(model.predict_on_batch(inputs[i:i + batch_size]))
+                           for i in range(0, len(inputs), batch_size)])
+
+
 def _predict_labels(model: keras.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    out = [np.argmax(keras.ops.convert_to_numpy(model.predict_on_batch(inputs[i:i + batch_size])), axis=-1)
-           for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(out)
+    return np.argmax(_predict_logits(model, inputs, batch_size), axis=-1)
 
 
-def canvas_cell_accuracy(
+def _cross_entropy(logits: np.ndarray, labels) -> np.ndarray:
+    """Per-sample softmax cross-entropy of logits (float64, numerically stable)."""
+    logits = np.asarray(logits, "float64")
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=-1))
+    labels = np.broadcast_to(np.asarray(labels), (len(logits),))
+    return log_norm - shifted[np.arange(len(logits)), labels]
+
+
+def canvas_cell_scores(
     model: keras.Model, imageset, *, grid: int | None = None, task: str = "location", batch_size: int = 256
-) -> np.ndarray:
-    """Accuracy of ``model`` with every image of ``imageset`` placed in each cell in turn.
+) -> dict:
+    """Accuracy and cross-entropy of ``model`` with every image of ``imageset`` placed in each cell in turn.
 
     The paper draws a random cell per image and averages ``grid * grid``
     passes; placing every image in every cell is the same number of canvases
     and gives the exact per-cell accuracy, with no placement noise between
     the attacked models being compared. The canvases are the pipelines' own
     (:func:`pcw_keras.data.place_on_canvas` of normalised patches, no flip).
+    The model's outputs are taken as logits.
 
     Returns
     -------
-    np.ndarray
-        ``(grid * grid,)`` accuracies, cell ``k`` = row ``k // grid``, column ``k % grid``.
+    dict
+        ``accuracy`` and ``loss`` (mean softmax cross-entropy): ``(grid * grid,)``
+        arrays, cell ``k`` = row ``k // grid``, column ``k % grid``.
     """
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
@@ -51,16 +65,17 @@ def canvas_cell_accuracy(
     patches = uint8_patches(imageset)
     grid = infer_grid(model, patches.shape[2], grid)
     classes = np.asarray(getattr(imageset, "labels", np.zeros(len(patches), "int64")))
-    accuracy = np.zeros(grid * grid)
+    accuracy, loss = np.zeros(grid * grid), np.zeros(grid * grid)
     for cell in range(grid * grid):
-        correct = 0
+        correct, total_loss = 0, 0.0
         for start in range(0, len(patches), batch_size):
             chunk = patches[start:start + batch_size]
-            predicted = _predict_labels(model, canvases(chunk, cell, grid), batch_size)
+            logits = _predict_logits(model, canvases(chunk, cell, grid), batch_size)
             expected = cell if task == "location" else classes[start:start + batch_size]
-            correct += int(np.sum(predicted == expected))
-        accuracy[cell] = correct / len(patches)
-    return accuracy
+            correct += int(np.sum(np.argmax(logits, axis=-1) == expected))
+            total_loss += float(_cross_entropy(logits, expected).sum())
+        accuracy[cell], loss[cell] = correct / len(patches), total_loss / len(patches)
+    return {"accuracy": accuracy, "loss": loss}
 
 
 def canvas_metric(
@@ -76,22 +91,26 @@ def canvas_metric(
     Returns
     -------
     callable
-        ``metric(model)`` -> ``{"accuracy", "per_cell_accuracy"}`` plus, with
-        ``region``, ``accuracy_in_region`` (patches in the targeted cells) and
-        ``accuracy_elsewhere`` (patches in the other cells).
+        ``metric(model)`` -> ``{"accuracy", "loss", "per_cell_accuracy"}``
+        plus, with ``region``, ``accuracy_in_region`` and ``loss_in_region``
+        (patches in the targeted cells), ``accuracy_elsewhere`` and
+        ``loss_elsewhere`` (patches in the other cells). The
+        cross-entropy ``loss`` still moves when accuracy is saturated at 100%.
     """
     region = None if region is None else sorted({int(c) for c in region})
 
     def metric(model: keras.Model) -> dict:
-        per_cell = canvas_cell_accuracy(model, imageset, grid=grid, task=task, batch_size=batch_size)
-        result = {"accuracy": float(per_cell.mean())}
+        scores = canvas_cell_scores(model, imageset, grid=grid, task=task, batch_size=batch_size)
+        per_cell = scores["accuracy"]
+        result = {"accuracy": float(per_cell.mean()), "loss": float(scores["loss"].mean())}
         if region is not None:
             if not region or region[0] < 0 or region[-1] >= len(per_cell):
                 raise ValueError(f"`region` must hold cells in [0, {len(per_cell)}). Received: region={region}")
             inside = np.zeros(len(per_cell), bool)
             inside[region] = True
-            result["accuracy_in_region"] = float(per_cell[inside].mean())
-            result["accuracy_elsewhere"] = float(per_cell[~inside].mean()) if (~inside).any() else float("nan")
+            for suffix, cells in (("in_region", inside), ("elsewhere", ~inside)):
+                for key in ("accuracy", "loss"):
+                    result[f"{key}_{suffix}"] = float(scores[key][cells].mean()) if cells.any() else float("nan")
         result["per_cell_accuracy"] = [float(a) for a in per_cell]
         return result
 

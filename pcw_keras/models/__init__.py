@@ -8,6 +8,7 @@ from pcw_keras.models.registry import (
 )
 from pcw_keras.models.flops import count_flops
 from pcw_keras.models.resnet import resnet
+from pcw_keras.models.segmentation import deeplabv3
 
 __all__ = [
     "count_flops",

@@ -101,9 +101,11 @@ def command(target, which, data, task, grid, layer, method, rank_limit, batch_si
     stem = "attack" + ("" if ranking_name == "overall" else f"_{ranking_name}")
     stem += "" if cells is None else "_region" + "-".join(map(str, cells))
     json_path = report.save_json(os.path.join(resolved.out, f"{stem}.json"))
-    table = report.table()
+    keys = [report.metric] + (["loss"] if "loss" in report.baseline else [])
+    if cells is not None:
+        keys = [f"{key}_{where}" for key in keys for where in ("in_region", "elsewhere")]
+    table = report.table(keys)
     md_path = write_text_atomic(os.path.join(resolved.out, f"{stem}.md"), table + "\n")
-    keys = [f"{report.metric}_in_region", f"{report.metric}_elsewhere"] if cells is not None else [report.metric]
     png_path = report.save_curve(os.path.join(resolved.out, f"{stem}.png"), keys=keys)
     click.echo(table)
     click.echo(f"Written: {json_path}, {md_path}, {png_path}")

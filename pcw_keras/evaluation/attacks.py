@@ -117,6 +117,18 @@ class AttackReport:
         """Writes the report as JSON (atomically); returns the path."""
         return write_json_atomic(path, self.to_dict())
 
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "AttackReport":
+        """Reads a report written by :meth:`save_json` (e.g. to redraw its curve)."""
+        import json
+
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+        try:
+            return cls(**payload)
+        except TypeError as error:
+            raise ValueError(f"{os.fspath(path)!r} is not an attack report: {error}") from None
+
     def table(self, keys: Sequence[str] | None = None) -> str:
         """Markdown table: for each ``k``, the metric with top-k channels off and with k random ones off
         (accuracies and IoUs in percent; the first row is the unattacked model)."""
@@ -138,26 +150,28 @@ class AttackReport:
         return "\n".join(lines)
 
     def save_curve(self, path: str | os.PathLike, keys: Sequence[str] | None = None) -> str:
-        """PNG: metric versus k, top-k (line) against k random (mean, band = min..max over draws)."""
+        """PNG, one panel per metric key: metric versus k, top-k (line) against k random (mean, band =
+        min..max over draws)."""
         plt = pyplot()
         keys = list(keys or [self.metric])
-        figure, axis = plt.subplots(figsize=(6, 4))
+        figure, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
         ks = [0] + [row["k"] for row in self.rows]
-        for index, key in enumerate(keys):
-            colour = plt.get_cmap("tab10")(index)
-            top = [self.baseline[key]] + [row["summary"][key]["top"] for row in self.rows]
-            mean = [self.baseline[key]] + [row["summary"][key]["random_mean"] for row in self.rows]
-            low = [self.baseline[key]] + [row["summary"][key]["random_min"] for row in self.rows]
-            high = [self.baseline[key]] + [row["summary"][key]["random_max"] for row in self.rows]
-            axis.plot(ks, top, "o-", color=colour, label=f"{key}: top-k ({self.ranking}) off")
-            axis.plot(ks, mean, "s--", color=colour, alpha=0.7, label=f"{key}: k random off (mean, min-max)")
-            axis.fill_between(ks, low, high, color=colour, alpha=0.15)
-        axis.set_xlabel(f"k: channels of `{self.layer}` switched off (of {self.num_channels})")
-        axis.set_ylabel(self.metric if len(keys) == 1 else "metric")
-        axis.set_ylim(bottom=0)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
-        axis.set_title(f"Attack on `{self.layer}`: {self.random_draws} random draws per k")
+        for axis, key in zip(axes[0], keys):
+            def series(field):
+                return [self.baseline[key]] + [row["summary"][key][field] for row in self.rows]
+
+            axis.plot(ks, series("top"), "o-", color="tab:red", label=f"top-k off ({self.ranking} ranking)")
+            axis.plot(ks, series("random_mean"), "s--", color="tab:blue", label="k random off (mean; band: min-max)")
+            axis.fill_between(ks, series("random_min"), series("random_max"), color="tab:blue", alpha=0.15)
+            axis.set_xlabel(f"k: channels of `{self.layer}` switched off (of {self.num_channels})")
+            axis.set_ylabel(key)
+            if "loss" in key:
+                axis.set_yscale("log")
+            else:
+                axis.set_ylim(bottom=0)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+            axis.set_title(f"{key}: {self.random_draws} random draws per k")
         return save_figure_atomic(figure, path)
 
 

@@ -144,7 +144,7 @@ class ChannelRanking:
         plt = pyplot()
         top = min(top, self.num_channels)
         overall = self.rankings["overall"]
-        figure, (bars, detail) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 1.2]})
+        figure, (bars, detail) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 1.2], "wspace": 0.45})
         scores = np.asarray(overall["scores"])
         colours = ["tab:red" if i < top else "tab:gray" for i in range(len(scores))]
         bars.bar(np.arange(len(scores)), scores, color=colours, width=1.0)

@@ -46,7 +46,7 @@ def test_loss_is_cross_entropy_on_both_views_plus_weight_times_latent_mse(batch)
     x, y = batch
     max_shift, weight = 2, 3.0
     classifier = small_classifier()
-    model = compiled(AugShiftModel(classifier, max_shift=max_shift, weight=weight, seed=0))
+    model = compiled(AugShiftModel(classifier, max_shift=max_shift, fill="zero", weight=weight, seed=0))
     # Fixed shifts for the 2B views: first the B view-1 crops, then the B view-2 crops (all different).
     offsets = np.array([[0, 0], [4, 4], [1, 3], [2, 2], [4, 0], [0, 4], [3, 1], [2, 0]], "int32")
     model.shift.draw_offsets = lambda batch_size: tf.constant(offsets)
@@ -100,7 +100,7 @@ def test_trained_model_saves_loads_and_exports_as_the_plain_classifier(tmp_path)
     model.save(path)
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, AugShiftModel)
-    assert (loaded.max_shift, loaded.weight, loaded.fill, loaded.feature_layer) == (2, 1.0, "zero", "pool")
+    assert (loaded.max_shift, loaded.weight, loaded.fill, loaded.feature_layer) == (2, 1.0, "reflect", "pool")
     expected = model.classifier.predict(x, verbose=0)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
     loaded.fit(x, y, batch_size=8, epochs=1, verbose=0)  # the optimizer and the wrapper's loss come back too

@@ -39,7 +39,7 @@ def test_built_models_match_their_recipes():
     blur = recipes.load("cifar10-resnet18-blurpool", **common).build_model(num_classes=10, steps_per_epoch=10)
     assert sum(isinstance(layer, BlurPool2D) for layer in blur.layers) == 6  # 3 strided blocks x (main path + shortcut)
     aug = recipes.load("cifar10-resnet18-augshift", **common, **{"augshift.weight": 2.0}).build_model(num_classes=10, steps_per_epoch=10)
-    assert isinstance(aug, AugShiftModel) and (aug.weight, aug.max_shift, aug.fill) == (2.0, 4, "zero")
+    assert isinstance(aug, AugShiftModel) and (aug.weight, aug.max_shift, aug.fill) == (2.0, 4, "reflect")
     with pytest.raises(ValueError, match="steps_per_epoch"):
         recipes.load("cifar10-resnet18").build_model(num_classes=10)
 

@@ -77,7 +77,7 @@ SCHEMA: dict[str, Any] = {
     "augshift": {
         "enabled": Field(False, BOOL, help="Train with AugShift (two shifted views, CE + weight * latent MSE)."),
         "max_shift": Field(4, INT, low=0, help="Largest shift of a view, pixels per axis."),
-        "fill": Field("zero", STR, choices=("zero", "reflect", "replicate"), help="What enters at the border."),
+        "fill": Field("reflect", STR, choices=("zero", "reflect", "replicate"), help="What enters at the border."),
         "weight": Field(1.0, FLOAT, low=0.0, help="lambda: weight of the MSE between the views' pooled latents."),
         "feature_layer": Field("pool", STR, help="Layer whose output is the latent."),
     },

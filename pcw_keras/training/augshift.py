@@ -15,9 +15,9 @@ from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_choice, check_int_range
 from pcw_keras.layers.shift import FILLS
 
-# Chosen by the study in docs/results_translation.md (ResNet-18 width 0.25, CIFAR-10 subset).
+# Chosen by scripts/augshift_study.py (docs/results_translation.md): ResNet-18 width 0.125, CIFAR-10 subset.
 DEFAULT_MAX_SHIFT = 4
-DEFAULT_FILL = "zero"
+DEFAULT_FILL = "reflect"
 DEFAULT_WEIGHT = 1.0
 
 
@@ -42,8 +42,9 @@ class AugShiftModel(keras.Model):
     ``predict``) the wrapper returns ``classifier(x)`` unchanged.
 
     The paper gives neither the shift range, nor the fill, nor the weight; the
-    defaults (4 pixels, zero fill, weight 1.0) were chosen by the experiment in
-    ``docs/results_translation.md``. The two shifts are drawn independently,
+    defaults (4 pixels, reflect fill, weight 1.0) were chosen by the experiment
+    in ``docs/results_translation.md`` (weights 0, 1, 10, 100; zero or reflect
+    fill; 4 or 8 pixels). The two shifts are drawn independently,
     so for ``max_shift=4`` one pair in 81 is equal.
 
     Parameters
@@ -57,8 +58,9 @@ class AugShiftModel(keras.Model):
     max_shift : int
         Largest shift in pixels per axis, ``>= 0``.
     fill : {"zero", "reflect", "replicate"}
-        What enters at the border (on the model's input, so ``"zero"`` is the
-        mean colour for normalised images).
+        What enters at the border: the mirrored image (default), or zeros (on
+        the model's input, so the mean colour for normalised images), or the
+        edge pixels.
     weight : float
         ``lambda``, the weight of the latent MSE, ``>= 0``.
     seed : int, optional

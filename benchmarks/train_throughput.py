@@ -30,18 +30,7 @@ import keras
 import numpy as np
 
 from pcw_keras.models import count_flops, create_model
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Best float32 matrix-product rate of the backend, in GFLOP/s."""
-    a = keras.random.normal((size, size), seed=0)
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a)[0, 0])
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a)[0, 0])
-        best = min(best, time.perf_counter() - began)
-    return 2 * size**3 / best / 1e9
+from pcw_keras.models.flops import matmul_gflops
 
 
 def median_seconds(run, steps: int, warmup: int) -> float:
@@ -93,7 +82,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
-    rate = matmul_gflops()
+    rate = matmul_gflops(2048)
     jit_values = [True] if keras.backend.backend() == "jax" else [j == "on" for j in args.jit]
     results = []
     for net in args.nets:

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from pcw_keras import recipes
+from pcw_keras.models.flops import matmul_gflops
 
 NETWORKS = (("gapnet", "GAPNet"), ("permutenet", "PermuteNet"))
 REFERENCE_GFLOPS = 100.0  # matmul_gflops() on the 2-core CPU where the plans' times were measured
@@ -115,19 +116,6 @@ class _ProgressBar(keras.callbacks.Callback):
     def close(self) -> None:
         self._render(force=True)
         self.stream.write("\n")
-
-
-def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """This machine's float32 matrix-product rate through TensorFlow (best of ``repeats``), in GFLOP/s."""
-    import tensorflow as tf
-
-    a = tf.random.stateless_uniform((size, size), seed=(0, 0))
-    best = float("inf")
-    for _ in range(repeats):
-        began = time.perf_counter()
-        tf.linalg.matmul(a, a).numpy()
-        best = min(best, time.perf_counter() - began)
-    return 2 * size**3 / best / 1e9
 
 
 def expected_minutes(plan: DemoPlan, gflops: float) -> float:

@@ -1,10 +1,11 @@
-"""Latency and size of ResNet-18 in Keras and as TFLite float32, float16 and full int8, measured in one run.
+"""Latency and size of ResNet-18 in Keras and as TFLite float32, float16, int8 and int16x8, measured in one run.
 
 Prints one JSON object: for each of Keras (a traced inference call), TFLite
-float32, float16 and int8 (LiteRT interpreter, builtin ops), the median
+float32, float16, full int8 and int16x8 (int8 weights, int16 activations;
+LiteRT interpreter, builtin ops), the median
 single-image latency and the model size, plus the ratios against Keras.
 The weights are untrained (latency and size do not depend on them); full
-int8 is calibrated on canvases of the recipe's data. Keras and the
+int8 and int16x8 are calibrated on canvases of the recipe's data. Keras and the
 interpreter get the same number of threads.
 
 Usage::
@@ -77,7 +78,8 @@ def main(argv=None) -> dict:
             for index in range(1, len(pixels)):
                 yield [pixels[index : index + 1]]
 
-        for name, quantize in (("tflite_float32", "none"), ("tflite_float16", "float16"), ("tflite_int8", "int8")):
+        for name, quantize in (("tflite_float32", "none"), ("tflite_float16", "float16"), ("tflite_int8", "int8"),
+                               ("tflite_int16x8", "int16x8")):
             content = convert_saved_model(saved_model, quantize, representative_data=representative)
             runner = LiteRTModel(content, threads=args.threads)
             results[name] = {

@@ -4,16 +4,17 @@ from __future__ import annotations
 import click
 
 FORMATS = ("savedmodel", "tflite")
-QUANTIZE = ("none", "float16", "dynamic", "int8")
+QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 
 
 @click.command("export")
 @click.argument("source", metavar="RUN_DIR_or_MODEL")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="tflite", show_default=True, help="Export format.")
 @click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True,
-              help="TFLite: float32 (none), float16 weights, dynamic-range int8 weights, or full int8.")
+              help="TFLite: float32 (none), float16 weights, dynamic-range int8 weights, full int8, "
+                          "or int8 weights with int16 activations (int16x8).")
 @click.option("--calibration-steps", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Full int8: representative canvases from the recipe's training split.")
+              help="int8/int16x8: representative canvases from the recipe's training split.")
 @click.option("--int8-io", is_flag=True, help="Full int8: int8 output (and input, if float) instead of float32.")
 @click.option("--input-dtype", type=click.Choice(("uint8", "float32")), default="uint8", show_default=True,
               help="uint8: pixels 0-255, normalised inside the model; float32: normalised images as Keras takes them.")

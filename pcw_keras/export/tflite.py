@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", "int16x8")
 
 
 class UnsupportedOpsError(ValueError):
@@ -36,6 +36,8 @@ def convert_saved_model(
         ``"none"``: float32. ``"float16"``: float16 weights. ``"dynamic"``:
         int8 weights, float activations (dynamic-range). ``"int8"``: int8
         weights and activations, calibrated on ``representative_data``.
+        ``"int16x8"``: int8 weights, int16 activations, calibrated likewise
+        (ops without a 16x8 kernel, e.g. the uint8 input's cast, stay float).
     representative_data : callable, optional
         Required for ``"int8"``: yields ``[input batch]`` lists.
     int8_io : bool
@@ -55,14 +57,19 @@ def convert_saved_model(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
+    if quantize in ("int8", "int16x8"):
         if representative_data is None:
-            raise ValueError("Full int8 quantization needs `representative_data`.")
+            raise ValueError(f"quantize={quantize!r} needs `representative_data`.")
         converter.representative_dataset = representative_data
+    if quantize == "int8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
+    if quantize == "int16x8":
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
     try:
         return converter.convert()
     except Exception as error:  # the converter raises its own ConverterError with MLIR text

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from pcw_keras.data.batching import index_batches
 from pcw_keras.data.imageset import ImageSet
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -238,30 +239,11 @@ def _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remain
         raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
     if not isinstance(grid, int) or grid < 1:
         raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    if drop_remainder is None:
-        drop_remainder = training
-    if drop_remainder and len(imageset) < batch_size:
-        raise ValueError(
-            f"Cannot make a full batch of {batch_size} from {len(imageset)} images "
-            "(drop_remainder=True). Use a smaller `batch_size` or more images."
-        )
     images = tf.constant(imageset.images)
     classes = tf.constant(imageset.labels, tf.int32)
-    count = len(imageset)
     do_flip = training and flip
-
-    def one_pass(key):
-        order = tf.range(count, dtype=tf.int32)
-        if training:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([key, -1]))
-        return (
-            tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size, drop_remainder=drop_remainder)
-            .enumerate()
-            .map(lambda step, indices: (indices, tf.stack([key, step])))
-        )
+    batches = index_batches(len(imageset), batch_size=batch_size, training=training, seed=seed,
+                            drop_remainder=drop_remainder)
 
     def draw(indices, step_key):
         patches = tf.gather(images, indices)
@@ -278,14 +260,7 @@ def _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remain
         labels = cells if task == "location" else tf.gather(classes, indices)
         return patches, cells, labels
 
-    # One key per pass over the data, new at each iteration and repeatable from `seed`.
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    batches = count // batch_size if drop_remainder else -(-count // batch_size)
-    return (
-        keys.flat_map(one_pass)
-        .apply(tf.data.experimental.assert_cardinality(batches))  # Keras then knows an epoch's length
-        .map(draw, num_parallel_calls=tf.data.AUTOTUNE)
-    )
+    return batches.map(draw, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def evaluation_passes(

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from pcw_keras.data.batching import index_batches
 from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD
 from pcw_keras.data.imageset import ImageSet
 
@@ -104,30 +105,12 @@ def classification_dataset(
     >>> data = load_split("cifar10-mini", "train")  # doctest: +SKIP
     >>> train = classification_dataset(data, batch_size=128, training=True, seed=0)  # doctest: +SKIP
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
         raise ValueError(f"`crop_padding` must be an integer >= 0. Received: crop_padding={crop_padding!r}")
-    drop_remainder = training if drop_remainder is None else drop_remainder
-    if drop_remainder and len(imageset) < batch_size:
-        raise ValueError(
-            f"Cannot make a full batch of {batch_size} from {len(imageset)} images "
-            "(drop_remainder=True). Use a smaller `batch_size` or more images."
-        )
     images = tf.constant(imageset.images)
     labels = tf.constant(imageset.labels, tf.int32)
-    count = len(imageset)
-
-    def one_pass(key):
-        order = tf.range(count, dtype=tf.int32)
-        if training:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([key, -1]))
-        return (
-            tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size, drop_remainder=drop_remainder)
-            .enumerate()
-            .map(lambda step, indices: (indices, tf.stack([key, step])))
-        )
+    batches = index_batches(len(imageset), batch_size=batch_size, training=training, seed=seed,
+                            drop_remainder=drop_remainder)
 
     def make_batch(indices, step_key):
         batch = normalize_tf(tf.gather(images, indices), mean, std)
@@ -143,6 +126,4 @@ def classification_dataset(
                 batch = tf.where(mirror[:, None, None, None], tf.reverse(batch, [2]), batch)
         return batch, tf.gather(labels, indices)
 
-    # One key per pass over the data, new at each iteration and repeatable from `seed`.
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    return keys.flat_map(one_pass).map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

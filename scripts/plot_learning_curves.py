@@ -1,6 +1,6 @@
 """Plots test accuracy per epoch from ``demo_budget_study.py`` JSON lines (one curve per file and network).
 
-    python scripts/plot_learning_curves.py docs/studies/*.jsonl --out docs/figures/demo_budget_curves.png
+    python scripts/plot_learning_curves.py docs/studies/image_*.jsonl --out docs/figures/demo_budget_curves.png
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pcw_keras.cli import main
 
-TINY = ["--set", "model.width=0.0625", "--batch-size", "16", "--set", "evaluation.passes=2"]
+TINY = ["--set", "model.width=0.0625", "--batch-size", "16", "--set", "evaluation.passes=2", "--set", "training.jit_compile=false"]
 
 
 def invoke(*args):

@@ -68,7 +68,7 @@ class _ProgressBar(keras.callbacks.Callback):
         self.label, self.last_print = "", 0.0
         self.step_seconds: list[float] = []
         self.overheads: list[float] = []
-        self._batch_start = None
+        self._last_step_end = 0.0
 
     def start_model(self, label: str) -> None:
         self.label, self._model_start, self._model_steps = label, time.perf_counter(), 0
@@ -80,11 +80,14 @@ class _ProgressBar(keras.callbacks.Callback):
         self.overheads.append(max(0.0, time.perf_counter() - self._model_start - per_step * self._model_steps))
         self.models_left -= 1
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._batch_start = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_step_end = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step_seconds.append(time.perf_counter() - self._batch_start)
+        # From the previous step's end: includes waiting for the input pipeline.
+        now = time.perf_counter()
+        self.step_seconds.append(now - self._last_step_end)
+        self._last_step_end = now
         self.done += 1
         self._model_steps += 1
         self._render()

@@ -145,7 +145,7 @@ def demo_command(quick, full, data, seed, out) -> None:
     image task on a 3x3 canvas of CIFAR-10 images, evaluates them over random
     placements, and prints the paper's table: GAPNet locates the image,
     PermuteNet (pooled channels shuffled) cannot, while both recognise it.
-    About 10 minutes on a 2-core CPU.
+    About 7 minutes on an idle 2-core CPU.
     """
     from pcw_keras.demo import format_table, run_demo
 

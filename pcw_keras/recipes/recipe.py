@@ -11,10 +11,13 @@ import yaml
 
 from pcw_keras.recipes.schema import CANVAS_TASKS, SCHEMA, defaults, validate
 
-# Measured on a 2-core CPU (see docs/benchmarks.md): XLA speeds the training step
-# up to width 0.25 and slows it from width 0.5 on.
-XLA_MAX_WIDTH = 0.25
 IMAGE_SIDE = 32  # CIFAR images: a canvas cell, or the classification input
+
+
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def recipe_dir():
@@ -159,9 +162,14 @@ class Recipe:
         return yaml.safe_dump(self.config, sort_keys=False)
 
     def jit_compile(self) -> bool:
-        """The resolved XLA switch (``auto``: on up to width :data:`XLA_MAX_WIDTH`)."""
+        """The resolved XLA switch. ``auto``: on only where a GPU is visible.
+
+        Measured on a 2-core CPU (``docs/benchmarks.md``): XLA slows this
+        package's ResNets' training step at full width (16 vs 23 images/s) and
+        at width 1/8 (356 vs 505), so CPUs train without it.
+        """
         jit = self.config["training"]["jit_compile"]
-        return self.config["model"]["width"] <= XLA_MAX_WIDTH if jit == "auto" else jit
+        return _gpu_visible() if jit == "auto" else jit
 
     # --- building -----------------------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ SCHEMA: dict[str, Any] = {
         "epochs": Field(20, INT, low=1),
         "batch_size": Field(48, INT, low=1),
         "seed": Field(0, INT, low=0),
-        "jit_compile": Field("auto", (str, bool), help="true, false or auto (XLA where it was measured to help)."),
+        "jit_compile": Field("auto", (str, bool), help="true, false or auto (XLA where a GPU is visible; on CPUs it was measured slower)."),
         "steps_per_execution": Field(1, INT, low=1),
     },
     "evaluation": {

@@ -113,7 +113,7 @@ def export_model(
         TFLite only. ``"int8"`` (int8 weights and activations) and
         ``"int16x8"`` (int8 weights, int16 activations) calibrate on
         ``calibration_steps`` canvases drawn from the recipe's training split.
-        Measured on a location-task GAPNet (docs/results_export.md): 8-bit
+        Measured on a location-task GAPNet (docs/results.md, section 4): 8-bit
         activations can erase the small activation differences that carry
         position, so full int8 may fail the check where int16x8 and
         ``"dynamic"`` pass.

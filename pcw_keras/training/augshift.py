@@ -15,7 +15,7 @@ from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_choice, check_int_range
 from pcw_keras.layers.shift import FILLS
 
-# Chosen by scripts/augshift_study.py (docs/results_translation.md): ResNet-18 width 0.125, CIFAR-10 subset.
+# Chosen by scripts/augshift_study.py (docs/results.md, section 2): ResNet-18 width 0.125, CIFAR-10 subset.
 DEFAULT_MAX_SHIFT = 4
 DEFAULT_FILL = "reflect"
 DEFAULT_WEIGHT = 1.0
@@ -43,7 +43,7 @@ class AugShiftModel(keras.Model):
 
     The paper gives neither the shift range, nor the fill, nor the weight; the
     defaults (4 pixels, reflect fill, weight 1.0) were chosen by the experiment
-    in ``docs/results_translation.md`` (weights 0, 1, 10, 100; zero or reflect
+    in ``docs/results.md, section 2`` (weights 0, 1, 10, 100; zero or reflect
     fill; 4 or 8 pixels). The two shifts are drawn independently,
     so for ``max_shift=4`` one pair in 81 is equal.
 

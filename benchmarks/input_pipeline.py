@@ -31,7 +31,7 @@ import numpy as np
 from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset, load_split, placement_dataset
 from pcw_keras.data.archives import extract_archive
 
-SHARED_TARBALL = "/work/shared/data/cifar10-jpeg.tar.gz"
+SHARED_TARBALL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz")
 
 
 def median_rate(run, repeats: int) -> float:

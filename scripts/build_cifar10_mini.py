@@ -3,7 +3,7 @@
 How the shipped asset was made::
 
     python scripts/build_cifar10_mini.py \\
-        --source /work/shared/data/cifar10-jpeg.tar.gz --seed 0
+        --source ../shared/data/cifar10-jpeg.tar.gz --seed 0
 
 - source: ``cifar10-jpeg.tar.gz``, CIFAR-10 as
   ``cifar10-jpeg/{train,test}/<class>/NNNN.jpg`` (50,000 / 10,000 JPEGs);
@@ -71,7 +71,7 @@ def build(source: str, out: str, seed: int) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default="/work/shared/data/cifar10-jpeg.tar.gz")
+    parser.add_argument("--source", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz"))
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

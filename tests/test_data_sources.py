@@ -10,7 +10,7 @@ from PIL import Image
 from pcw_keras.data.imageset import ImageSet, split_validation, stratified_indices
 from pcw_keras.data.sources import load_split
 
-SHARED_TARBALL = "/work/shared/data/cifar10-jpeg.tar.gz"
+SHARED_TARBALL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar10-jpeg.tar.gz")
 CLASSES = ["zebra", "ant", "mole"]  # deliberately unsorted
 
 

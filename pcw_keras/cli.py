@@ -133,8 +133,8 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
 @main.command("demo")
 @click.option("--quick", is_flag=True, help="Smoke run under a minute: proves the path, not the science.")
 @click.option("--full", is_flag=True, help="The paper's recipes as they are (full width, 20 epochs): hours on a CPU.")
-@click.option("--data", "data", default="cifar10-mini", show_default=True, metavar="SOURCE",
-              help="Data source; cifar10-mini ships with the package.")
+@click.option("--data", "data", metavar="SOURCE",
+              help="Data source (default: cifar10-mini, shipped with the package; with --full, CIFAR-10 from tfds).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=os.path.join("runs", "demo"), show_default=True,
               help="Folder for results.json, results.md and the pictures.")

@@ -204,11 +204,15 @@ def canvas_dataset(
     )
 
 
+def normalize_tf(images: tf.Tensor, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> tf.Tensor:
+    """``(uint8 / 255 - mean) / std`` in float32 (TensorFlow ops, for ``tf.data``)."""
+    images = tf.cast(images, tf.float32) / 255.0
+    return (images - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
 def _host_canvas(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:
     """Normalise uint8 patches and place them, in TensorFlow ops (same order as :class:`CanvasPlacement`)."""
-    patches = tf.cast(patches, tf.float32) / 255.0
-    patches = (patches - tf.constant(CIFAR_MEAN, tf.float32)) / tf.constant(CIFAR_STD, tf.float32)
-    return place_on_canvas_tf(patches, cells, grid)
+    return place_on_canvas_tf(normalize_tf(patches), cells, grid)
 
 
 def place_on_canvas_tf(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from pcw_keras.data.batching import index_batches
-from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD
+from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD, normalize_tf
 from pcw_keras.data.imageset import ImageSet
 
 
@@ -51,11 +51,6 @@ def shift_images(images: tf.Tensor, offsets: tf.Tensor, padding: int) -> tf.Tens
     rows_taken = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(rows_taken, cols, axis=2, batch_dims=1)
 
-
-def normalize_tf(images: tf.Tensor, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> tf.Tensor:
-    """``(uint8 / 255 - mean) / std`` in float32 (TensorFlow ops, for ``tf.data``)."""
-    images = tf.cast(images, tf.float32) / 255.0
-    return (images - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
 def classification_dataset(

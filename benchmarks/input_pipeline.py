@@ -10,7 +10,11 @@ canvases per second, the median of ``--repeats`` runs of ``--batches`` batches:
 - ``placement_dataset``: the on-device path's host side (uint8 32x32 patches
   and cell indices; :class:`~pcw_keras.data.CanvasPlacement` does the rest);
 - ``memcopy_bound``: NumPy copying batches of the same float32 canvas bytes
-  into new arrays, from a source larger than the CPU caches.
+  into new arrays, from a source larger than the CPU caches;
+- ``train_step``: what the training step consumes: GAPNet ResNet-18 of
+  ``--train-width`` on the grid's canvases, the package's default settings on
+  this machine (``benchmarks/train_throughput.py``'s measurement, no XLA on a
+  CPU); ``--train-steps 0`` skips it.
 
 Also the JPEG decode rate of ``load_split`` on the source (first load in the
 process; the tarball's extraction is cached on disk and reported apart).
@@ -27,6 +31,8 @@ import os
 import time
 
 import numpy as np
+
+from train_throughput import measure
 
 from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset, load_split, placement_dataset
 from pcw_keras.data.archives import extract_archive
@@ -65,10 +71,19 @@ def numpy_loop(images, grid, batch_size, batches, rng):
     return run
 
 
-def dataset_loop(dataset, batches, batch_size):
+def dataset_loop(dataset, batches, batch_size, warmup: int = 20):
+    """Times ``batches`` batches of one long-lived iterator, as a training loop reads them.
+
+    The iterator is made and warmed up once (tracing, compilation, prefetch
+    buffers filled), so each timed run measures the steady state.
+    """
+    iterator = iter(dataset.repeat())
+    for _ in range(warmup):
+        next(iterator)
+
     def run():
-        for _ in dataset.take(batches):
-            pass
+        for _ in range(batches):
+            next(iterator)
         return batches * batch_size
 
     return run
@@ -93,6 +108,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-width", type=float, default=1.0, help="Width of the ResNet-18 whose training step is timed.")
+    parser.add_argument("--train-steps", type=int, default=5, help="Timed training steps (0: skip the training step).")
     parser.add_argument("--source", default=SHARED_TARBALL if os.path.exists(SHARED_TARBALL) else "cifar10-mini")
     args = parser.parse_args()
     grid, batch_size, batches = args.grid, args.batch_size, args.batches
@@ -107,17 +124,18 @@ def main() -> None:
     canvas_shape = (32 * grid, 32 * grid, 3)
 
     kwargs = dict(grid=grid, task="location", batch_size=batch_size, training=True, seed=0)
-    host = canvas_dataset(data, **kwargs).repeat()
-    device_feed = placement_dataset(data, **kwargs).repeat()
-    for dataset in (host, device_feed):  # warm up: trace and fill the prefetch buffers
-        for _ in dataset.take(20):
-            pass
+    host = dataset_loop(canvas_dataset(data, **kwargs), batches, batch_size)
+    device_feed = dataset_loop(placement_dataset(data, **kwargs), batches, batch_size)
     rates = {
         "numpy_loop": median_rate(numpy_loop(data.images, grid, batch_size, batches, np.random.default_rng(0)), args.repeats),
-        "canvas_dataset": median_rate(dataset_loop(host, batches, batch_size), args.repeats),
-        "placement_dataset": median_rate(dataset_loop(device_feed, batches, batch_size), args.repeats),
+        "canvas_dataset": median_rate(host, args.repeats),
+        "placement_dataset": median_rate(device_feed, args.repeats),
         "memcopy_bound": median_rate(memcopy(canvas_shape, batches, batch_size), args.repeats),
     }
+    if args.train_steps:
+        step = measure("gapnet", grid, args.train_width, jit=False, precision="float32", batch=batch_size,
+                       steps=args.train_steps, warmup=2)
+        rates["train_step"] = step["train_images_per_s"]
     float_bytes = batch_size * int(np.prod(canvas_shape)) * 4
     uint8_bytes = batch_size * (32 * 32 * 3 + 4)
     print(json.dumps({
@@ -136,7 +154,10 @@ def main() -> None:
             "canvas_dataset_over_numpy_loop": round(rates["canvas_dataset"] / rates["numpy_loop"], 3),
             "canvas_dataset_over_memcopy_bound": round(rates["canvas_dataset"] / rates["memcopy_bound"], 3),
             "placement_dataset_over_canvas_dataset": round(rates["placement_dataset"] / rates["canvas_dataset"], 3),
+            **({"canvas_dataset_over_train_step": round(rates["canvas_dataset"] / rates["train_step"], 1)}
+               if "train_step" in rates else {}),
         },
+        "train_width": args.train_width if args.train_steps else None,
         "bytes_per_batch": {
             "float32_canvases": float_bytes,
             "uint8_patches_and_cells": uint8_bytes,

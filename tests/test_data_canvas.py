@@ -10,6 +10,8 @@ from pcw_keras.data.canvas import (
     canvas_dataset,
     evaluate_canvas,
     evaluation_passes,
+    normalize,
+    normalize_tf,
     place_on_canvas,
     place_on_canvas_tf,
     placement_dataset,
@@ -204,3 +206,14 @@ def test_bad_arguments_are_named():
         CanvasPlacement(grid=0)
     with pytest.raises(ValueError, match="full batch"):
         canvas_dataset(data, grid=3, task="image", batch_size=32, training=True, seed=0)
+
+
+def test_normalize_is_the_cifar_standardisation_bit_identical_in_every_path():
+    import tensorflow as tf
+
+    pixels = np.stack([np.arange(256, dtype=np.uint8)] * 3, axis=-1).reshape(1, 16, 16, 3)
+    expected = (pixels / 255.0 - np.asarray(CIFAR_MEAN)) / np.asarray(CIFAR_STD)
+    keras_values = keras.ops.convert_to_numpy(normalize(pixels))
+    np.testing.assert_allclose(keras_values, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(normalize_tf(pixels).numpy(), keras_values)
+    np.testing.assert_array_equal(tf.function(normalize_tf, jit_compile=True)(pixels).numpy(), keras_values)

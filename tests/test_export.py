@@ -25,7 +25,7 @@ FAST = {"check_samples": 48, "calibration_steps": 16, "latency_runs": 3, "verbos
 
 def _train(tiny_npz, tmp_path_factory, name):
     recipe = recipes.load(name, **{
-        "data.source": tiny_npz, "task.grid": 2, "model.width": 0.0625, "training.epochs": 1,
+        "data.source": tiny_npz, "task.grid": 2, "model.width": 0.0625, "training.epochs": 3,
         "training.batch_size": 16, "training.jit_compile": False, "evaluation.passes": 1,
     })
     run_dir = tmp_path_factory.mktemp(name)
@@ -76,8 +76,10 @@ def test_export_matches_keras_and_the_report_says_so(gapnet_run, tmp_path, forma
     assert check["accuracy_keras"] == pytest.approx(np.mean(expected.argmax(-1) == inputs.labels))
     assert check["accuracy_exported"] == pytest.approx(np.mean(exported.argmax(-1) == inputs.labels), abs=1 / 48 + 1e-9)
     assert check["max_abs_diff"] == pytest.approx(np.abs(exported - expected).max(), abs=1e-4)
-    tolerance = {"none": 1e-4, "float16": 1e-2, "int16x8": 0.05, "int8": 0.5}[quantize]
-    assert check["max_abs_diff"] <= tolerance
+    # Quantization error scales with the logits' range: tolerances are relative to it.
+    relative = {"none": 1e-5, "float16": 2e-3, "int16x8": 0.05, "int8": 0.15}[quantize]
+    logit_range = float(np.ptp(expected))
+    assert check["max_abs_diff"] <= relative * max(logit_range, 1.0), (check["max_abs_diff"], logit_range)
     assert report["latency"]["median_ms"] > 0 and report["latency"]["runs"] == 3
     if quantize in ("int8", "int16x8"):
         assert report["file_size_bytes"] < 0.5 * 4 * model.count_params()  # int8 weights, not float32

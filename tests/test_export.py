@@ -14,10 +14,13 @@ from pcw_keras.export import (
     ExportCheckError,
     LiteRTModel,
     UnsupportedOpsError,
+    convert_saved_model,
     export_model,
     frozen_permutation,
 )
+from pcw_keras.export.bias_correction import correct_biases
 from pcw_keras.export.check import check_inputs
+from pcw_keras.export.savedmodel import write_saved_model
 from pcw_keras.training.runner import train
 
 FAST = {"check_samples": 48, "calibration_steps": 16, "latency_runs": 3, "verbose": False}
@@ -153,6 +156,64 @@ def test_a_failed_check_raises_and_writes_nothing(gapnet_run, tmp_path, monkeypa
     with pytest.raises(ExportCheckError, match=r"agrees with Keras on .*below the required 99.00%"):
         export_model(gapnet_run, tmp_path / "bad", format="tflite", **FAST)
     assert not (tmp_path / "bad").exists() and not _no_leftovers(tmp_path)
+
+
+def _background_model(channels: int = 8) -> keras.Model:
+    """Conv -> ReLU -> 1x1 conv -> GAP whose output comes from small constants on an empty canvas.
+
+    Channel 0 of the first conv sees the image (and sets a wide 8-bit step for
+    all channels); the others are constants below that step, which the second
+    conv weighs heavily: the GAPNet situation on a location canvas, in small.
+    """
+    inputs = keras.Input((16, 16, 1))
+    first = keras.layers.Conv2D(channels, 3, padding="same", activation="relu")
+    second = keras.layers.Conv2D(2, 1)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(second(first(inputs))))
+    kernel = np.zeros((3, 3, 1, channels), np.float32)
+    kernel[..., 0] = 1.0
+    first.set_weights([kernel, np.linspace(0.02, 0.3, channels, dtype=np.float32)])
+    weights = np.random.default_rng(0).normal(0, 5, (1, 1, channels, 2)).astype(np.float32)
+    weights[:, :, 0] = 0.01
+    second.set_weights([weights, np.zeros(2, np.float32)])
+    return model
+
+
+def _canvases(count: int, seed: int) -> np.ndarray:
+    """Zero canvases, each with one 4x4 patch of values up to 20."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((count, 16, 16, 1), np.float32)
+    for image in images:
+        row, col = rng.integers(0, 12, 2)
+        image[row : row + 4, col : col + 4] = rng.uniform(0, 20, (4, 4, 1))
+    return images
+
+
+def test_int8_bias_correction_removes_the_offset_of_a_constant_background(tmp_path):
+    model = _background_model()
+    write_saved_model(model, str(tmp_path / "sm"), input_dtype="float32")
+    calibration, test = _canvases(32, seed=1), _canvases(32, seed=2)
+    expected = model.predict_on_batch(test)
+
+    def convert(bias_correction):
+        content = convert_saved_model(str(tmp_path / "sm"), "int8", bias_correction=bias_correction,
+                                      representative_data=lambda: ([image[None]] for image in calibration))
+        return LiteRTModel(content)(test)
+
+    # Without correction the background constants round to zero at every position: the output loses them all.
+    offset = np.abs((convert(False) - expected).mean(axis=0))
+    assert offset.min() > 0.2 * np.abs(expected).mean(axis=0).min()
+    corrected = convert(True)
+    assert np.abs(corrected - expected).max() < 0.01 * np.abs(expected).max()
+
+
+def test_bias_correction_refuses_models_that_do_not_pair(tmp_path):
+    for name, channels in (("a", 8), ("b", 4)):
+        write_saved_model(_background_model(channels), str(tmp_path / name), input_dtype="float32")
+    samples = _canvases(4, seed=1)
+    quantized = convert_saved_model(str(tmp_path / "a"), "int8", bias_correction=False,
+                                    representative_data=lambda: ([image[None]] for image in samples))
+    with pytest.raises(ValueError, match="pairs the layers of the int8 and float32 models"):
+        correct_biases(quantized, convert_saved_model(str(tmp_path / "b")), samples)
 
 
 class _StatelessShuffle(keras.layers.Layer):

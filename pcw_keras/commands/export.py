@@ -16,6 +16,8 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--calibration-steps", type=click.IntRange(min=1), default=200, show_default=True,
               help="int8/int16x8: representative canvases from the recipe's training split.")
 @click.option("--int8-io", is_flag=True, help="Full int8: int8 output (and input, if float) instead of float32.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="Full int8: remove the systematic error of 8-bit rounding from each layer's output, through its bias.")
 @click.option("--input-dtype", type=click.Choice(("uint8", "float32")), default="uint8", show_default=True,
               help="uint8: pixels 0-255, normalised inside the model; float32: normalised images as Keras takes them.")
 @click.option("--permutation", type=click.Choice(("random", "frozen")), default="random", show_default=True,
@@ -32,8 +34,9 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the check and calibration placements.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Export folder to create.")
-def command(source, format_, quantize, calibration_steps, int8_io, input_dtype, permutation, permutation_seed, recipe,
-            checkpoint, check_samples, min_agreement, latency_runs, threads, seed, overwrite, out) -> None:
+def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
+            permutation_seed, recipe, checkpoint, check_samples, min_agreement, latency_runs, threads, seed, overwrite,
+            out) -> None:
     """Export RUN_DIR_or_MODEL (a run directory or a .keras file) for deployment, checked against Keras.
 
     The folder --out gets the model (the SavedModel itself, or model.tflite),
@@ -52,6 +55,7 @@ def command(source, format_, quantize, calibration_steps, int8_io, input_dtype, 
     try:
         report = export_model(
             source, out, format=format_, quantize=quantize, input_dtype=input_dtype, int8_io=int8_io,
+            bias_correction=bias_correction,
             calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,
             recipe=recipe, checkpoint=checkpoint, check_samples=check_samples, min_agreement=min_agreement,
             latency_runs=latency_runs, threads=threads, seed=seed, overwrite=overwrite,

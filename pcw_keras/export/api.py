@@ -77,6 +77,7 @@ def export_model(
     quantize: str = "none",
     input_dtype: str = "uint8",
     int8_io: bool = False,
+    bias_correction: bool = True,
     calibration_steps: int = 200,
     permutation: str = "random",
     permutation_seed: int = 0,
@@ -113,10 +114,7 @@ def export_model(
         TFLite only. ``"int8"`` (int8 weights and activations) and
         ``"int16x8"`` (int8 weights, int16 activations) calibrate on
         ``calibration_steps`` canvases drawn from the recipe's training split.
-        Measured on a location-task GAPNet (docs/results.md, section 4): 8-bit
-        activations can erase the small activation differences that carry
-        position, so full int8 may fail the check where int16x8 and
-        ``"dynamic"`` pass.
+        Full int8 then corrects its biases (``bias_correction``).
     input_dtype : {"uint8", "float32"}
         ``"uint8"`` (default): the model takes pixels 0-255 and normalises them
         itself, ready for images from files or cameras. ``"float32"``: the
@@ -124,6 +122,13 @@ def export_model(
     int8_io : bool
         With ``quantize="int8"``: int8 input (if float) and int8 output
         instead of float32; the report records the quantisation parameters.
+    bias_correction : bool
+        With ``quantize="int8"`` (ignored otherwise): remove the systematic
+        error that 8-bit rounding leaves in each layer's output, through its
+        bias (:func:`pcw_keras.export.bias_correction.correct_biases`). Without
+        it, a location-task GAPNet predicted one cell for every canvas
+        (docs/results.md, section 4): rounding the constant activations of
+        the empty cells shifts every logit the same way.
     calibration_steps : int
         Representative samples for full int8 (one sample per step).
     permutation : {"random", "frozen"}
@@ -197,9 +202,9 @@ def export_model(
             details = _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed, inputs,
                                          check_batch_size, latency_runs, verbose)
         else:
-            details = _export_tflite(model, recipe_, stage, quantize, input_dtype, int8_io, calibration_steps,
-                                     permutation, permutation_seed, inputs, check_batch_size, latency_runs,
-                                     threads, seed, verbose)
+            details = _export_tflite(model, recipe_, stage, quantize, input_dtype, int8_io, bias_correction,
+                                     calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
+                                     latency_runs, threads, seed, verbose)
         check = details.pop("check")
         check.update({"samples": int(len(inputs.labels)), "split": "test", "seed": seed, "min_agreement": gate,
                       "passed": check["top1_agreement"] >= gate})
@@ -293,8 +298,8 @@ def _representative_data(recipe, count: int, input_dtype: str, seed: int):
     return generate
 
 
-def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, calibration_steps, permutation,
-                   permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
+def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, bias_correction, calibration_steps,
+                   permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
     exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
     representative = None
     if quantize in ("int8", "int16x8"):
@@ -303,7 +308,8 @@ def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, calibra
     with tempfile.TemporaryDirectory() as saved_model:
         write_saved_model(exported, saved_model, input_dtype=input_dtype)
         _say(verbose, f"converting to TFLite (quantize={quantize})")
-        content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io)
+        content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
+                                      bias_correction=bias_correction)
     path = os.path.join(stage, TFLITE_FILE)
     with open(path, "wb") as handle:
         handle.write(content)
@@ -348,6 +354,7 @@ def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, calibra
         "file": TFLITE_FILE,
         "file_size_bytes": os.path.getsize(path),
         "int8_io": int8_io,
+        "bias_correction": bias_correction if quantize == "int8" else None,
         "calibration_samples": calibration_steps if quantize in ("int8", "int16x8") else None,
         "input": {**runner.input_description(), **_input_description(input_dtype)},
         "output": runner.output_description(),

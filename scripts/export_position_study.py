@@ -1,13 +1,13 @@
 """Does position information survive TFLite export? Keras vs TFLite float32, dynamic, int8 and int16x8.
 
 For RUN_DIR (a location-task run), exports TFLite float32, dynamic-range,
-full int8 and int16x8 (float32 input, so that the package's evaluators can
-feed them; the agreement gate is off so that failing exports are measured
-too), then measures the location accuracy of Keras and of each export on
-``--passes`` random placements of the test split, and, for a GAPNet, ranks
-the position channels of the ``pool`` layer (its outputs) in Keras and in
-the quantized models with ``rank_position_channels(method="canvas")``.
-Prints JSON.
+full int8 without and with bias correction, and int16x8 (float32 input, so
+that the package's evaluators can feed them; the agreement gate is off so
+that failing exports are measured too), then measures the location accuracy
+of Keras and of each export on ``--passes`` random placements of the test
+split, and, for a GAPNet, ranks the position channels of the ``pool`` layer
+(its outputs) in Keras and in the quantized models with
+``rank_position_channels(method="canvas")``. Prints JSON.
 
 Usage::
 
@@ -19,7 +19,10 @@ import argparse
 import json
 import os
 
-QUANTIZE = ("none", "dynamic", "int8", "int16x8")
+# label: (quantize, bias_correction)
+EXPORTS = {"none": ("none", True), "dynamic": ("dynamic", True), "int8_no_bias_correction": ("int8", False),
+           "int8": ("int8", True), "int16x8": ("int16x8", True)}
+RANKED = ("int8_no_bias_correction", "int8", "int16x8")
 
 
 class TFLiteAsKeras:
@@ -67,7 +70,7 @@ def per_channel(ranking):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir")
-    parser.add_argument("--out", required=True, help="folder for the two exports")
+    parser.add_argument("--out", required=True, help="folder for the exports")
     parser.add_argument("--passes", type=int, default=1, help="random placements of the test split per model")
     parser.add_argument("--rank-images", type=int, default=100, help="test images placed in every cell for the ranking")
     parser.add_argument("--top", type=int, default=3, help="size of the top-k sets compared")
@@ -93,15 +96,15 @@ def main(argv=None) -> dict:
 
     result["passes"] = args.passes
     result["location_accuracy"]["keras"] = accuracy(model)
-    for quantize in QUANTIZE:
-        out = os.path.join(args.out, f"tflite-{quantize}-float-input")
-        report = export_model(args.run_dir, out, format="tflite", quantize=quantize, input_dtype="float32",
-                              overwrite=True, min_agreement=0.0)
-        result["exports"][quantize] = {key: report["check"][key] for key in
-                                       ("top1_agreement", "max_abs_diff", "accuracy_keras", "accuracy_exported")}
-        result["exports"][quantize].update(size_bytes=report["file_size_bytes"], latency_ms=report["latency"]["median_ms"])
+    for label, (quantize, bias_correction) in EXPORTS.items():
+        out = os.path.join(args.out, f"tflite-{label}-float-input")
+        report = export_model(args.run_dir, out, format="tflite", quantize=quantize, bias_correction=bias_correction,
+                              input_dtype="float32", overwrite=True, min_agreement=0.0, verbose=False)
+        result["exports"][label] = {key: report["check"][key] for key in
+                                    ("top1_agreement", "max_abs_diff", "accuracy_keras", "accuracy_exported")}
+        result["exports"][label].update(size_bytes=report["file_size_bytes"], latency_ms=report["latency"]["median_ms"])
         path = os.path.join(out, "model.tflite")
-        result["location_accuracy"][f"tflite_{quantize}"] = accuracy(TFLiteAsKeras(path))
+        result["location_accuracy"][f"tflite_{label}"] = accuracy(TFLiteAsKeras(path))
 
     if recipe["model"]["name"].startswith("gapnet"):
         from pcw_keras.evaluation.position_channels import rank_position_channels
@@ -112,12 +115,12 @@ def main(argv=None) -> dict:
         order_a = np.argsort(-a)
         result["position_channels"] = {"layer": "pool", "method": "canvas", "channels": int(len(a)),
                                        "patches": len(patches), "scores_keras": [round(float(v), 4) for v in a]}
-        for quantize in QUANTIZE[2:]:
-            wrapped = tflite_layer_model(os.path.join(args.out, f"tflite-{quantize}-float-input", "model.tflite"),
+        for label in RANKED:
+            wrapped = tflite_layer_model(os.path.join(args.out, f"tflite-{label}-float-input", "model.tflite"),
                                          model.input_shape[1:], classes)
             b = per_channel(rank_position_channels(wrapped, patches, layer="pool", method="canvas", verbose=False))
             order_b = np.argsort(-b)
-            result["position_channels"][quantize] = {
+            result["position_channels"][label] = {
                 "scores": [round(float(v), 4) for v in b],
                 "max_abs_score_diff": float(np.abs(a - b).max()),
                 "spearman": float(np.corrcoef(np.argsort(order_a), np.argsort(order_b))[0, 1]),

@@ -7,8 +7,8 @@ import pytest
 
 from layer_harness import run_layer_test
 from position_probe import GRID, PATCH, POSITION_CHANNEL, locating_probe_model, patches, probe_model
-from pcw_keras.evaluation.attacks import attack, evaluate_attacks, mask_layer
-from pcw_keras.evaluation.position_channels import feature_model, rank_position_channels
+from pcw_keras.evaluation.attacks import accuracy_bound, attack, evaluate_attacks, mask_layer
+from pcw_keras.evaluation.position_channels import canvases as place_patches, feature_model, rank_position_channels
 from pcw_keras.evaluation.task_metrics import canvas_metric, classification_metric, confusion, mean_iou
 from pcw_keras.layers import ChannelMask
 from pcw_keras.models import create_model
@@ -140,6 +140,45 @@ def test_region_attack_scores_the_targeted_cells_apart():
     assert report.rows[0]["top"]["accuracy_in_region"] == 0.0
     assert report.rows[0]["top"]["accuracy_elsewhere"] == pytest.approx(1 / 8)
     assert "accuracy_in_region, top-k off" in report.table()
+
+
+def test_accuracy_bound_is_reached_by_the_best_channels_of_an_affine_readout():
+    inputs = keras.Input((3,))
+    features = keras.layers.Identity(name="features")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(features))
+    # Class 0 scores x0 + x1 + x2, class 1 scores 1.5: margins 1.5 and 4.5, each channel takes 1 or 2 off.
+    model.get_layer("head").set_weights([np.array([[1, 0], [1, 0], [1, 0]], "float32"), np.array([0, 1.5], "float32")])
+    x, y = np.array([[1, 1, 1], [2, 2, 2]], "float32"), np.array([0, 0])
+    bounds = accuracy_bound(model, x, y, [0, 1, 2, 3], layer="features", batch_size=1)
+    assert bounds == {0: 1.0, 1: 1.0, 2: 0.5, 3: 0.0}
+    metric = classification_metric(x, y)
+    for k, channels in ((1, [2]), (2, [0, 1]), (3, [0, 1, 2])):
+        assert metric(attack(model, channels, layer="features"))["accuracy"] == bounds[k]
+
+    # A 4-D layer read through GAP -> dense is affine too; a bound never exceeds a measured attack.
+    images = patches(9)
+    probe = locating_probe_model()
+    grid_inputs = np.concatenate([place_patches(images.images, cell, GRID) for cell in range(GRID * GRID)])
+    cells = np.repeat(np.arange(GRID * GRID), len(images))
+    probe_bounds = accuracy_bound(probe, grid_inputs, cells, [0, 1], layer="features")
+    assert probe_bounds[0] == pytest.approx(1 / 3)
+    assert probe_bounds[1] <= 1 / 9  # channel 0 off: accuracy 1/9
+
+
+def test_accuracy_bound_refuses_readouts_it_cannot_bound():
+    inputs = keras.Input((3,))
+    features = keras.layers.Identity(name="features")(inputs)
+    hidden = keras.layers.Dense(4, activation="relu", kernel_initializer="he_normal", bias_initializer="ones")(features)
+    relu_model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    with pytest.raises(ValueError, match="must be affine"):
+        accuracy_bound(relu_model, x, np.zeros(16, "int64"), [1], layer="features")
+    skip = keras.layers.Add()([keras.layers.Dense(3, name="inner")(inputs), inputs])
+    skip_model = keras.Model(inputs, keras.layers.Dense(2)(skip))
+    with pytest.raises(ValueError, match="layer='inner'"):
+        accuracy_bound(skip_model, x, np.zeros(16, "int64"), [1], layer="inner")
+    with pytest.raises(ValueError, match="ks=\\[4\\]"):
+        accuracy_bound(relu_model, x, np.zeros(16, "int64"), [4], layer="features")
 
 
 def test_classification_metric_and_mean_iou():

@@ -5,7 +5,8 @@
 model that evaluates, saves and exports. :func:`evaluate_attacks` compares,
 for each ``k``, the task metric with the top-``k`` ranked channels off against
 ``k`` random channels off (several draws: mean and spread), as a table and a
-curve.
+curve. :func:`accuracy_bound` says how much accuracy *any* ``k`` channels
+could take away, where the rest of the model is affine in the layer.
 """
 from __future__ import annotations
 
@@ -287,3 +288,105 @@ def evaluate_attacks(
         rows.append({"k": k, "top_channels": top_channels, "top": top, "random_channels": random_channels,
                      "random": draws, "summary": _summary(top, draws)})
     return AttackReport(layer, num_channels, primary, ranking_name, baseline, rows, random_draws, seed)
+
+
+def accuracy_bound(
+    model: keras.Model,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    ks: Sequence[int],
+    *,
+    layer: str | None = None,
+    batch_size: int = 256,
+) -> dict[int, float]:
+    """Lower bound on the accuracy left after switching off *any* ``k`` channels of ``layer``, for each ``k``.
+
+    When the part of ``model`` after ``layer`` is affine in the layer's channels
+    (GAP -> dense, or GAPNet's zero-padded convolution -> GAP), each logit is a
+    bias plus one contribution per channel, so the best ``k`` channels to
+    switch off *for one input* are found exactly: for every wrong class, the
+    ``k`` largest drops of the margin to the true class. An input counts as
+    lost when some ``k`` channels, chosen for it alone, close one of its
+    margins (a tie counts as lost); one set of ``k`` channels for all inputs,
+    such as a ranking's top ``k``, can only lose fewer.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A functional model whose single output is logits.
+    inputs : np.ndarray
+        Model-ready inputs.
+    labels : np.ndarray
+        Integer labels of ``inputs``.
+    ks : list of int
+        Numbers of channels, each in ``[0, C]``.
+    layer : str, optional
+        Defaults to :func:`~pcw_keras.evaluation.default_layer`.
+    batch_size : int
+        Inputs per forward pass.
+
+    Returns
+    -------
+    dict
+        ``k`` -> the lowest accuracy any ``k`` channels off can give is at
+        least this; ``k = 0`` gives the model's accuracy.
+
+    Raises
+    ------
+    ValueError
+        The model after ``layer`` depends on more than the layer's output, or
+        is not affine in it (e.g. a ReLU or a random permutation follows).
+    """
+    layer = layer or default_layer(model)
+    names = [candidate.name for candidate in model.layers]
+    if layer not in names:
+        raise ValueError(f"`layer` must name a layer of {model.name!r}, one of {names}. Received: layer={layer!r}")
+    inputs, labels = np.asarray(inputs), np.asarray(labels, "int64")
+    if len(inputs) != len(labels) or not len(inputs):
+        raise ValueError(f"`inputs` and `labels` must be non-empty and as long. Received: {len(inputs)} and {len(labels)}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    tensor = model.get_layer(layer).output
+    try:
+        tail = keras.Model(tensor, model.outputs[0])
+    except ValueError:
+        raise ValueError(f"The model after `layer` must depend on its output alone (no skip connection around "
+                         f"it). Received: layer={layer!r}") from None
+    body = keras.Model(model.inputs, tensor)
+    features = np.concatenate([keras.ops.convert_to_numpy(body.predict_on_batch(inputs[i:i + batch_size]))
+                               for i in range(0, len(inputs), batch_size)])
+    num_channels = features.shape[-1]
+    ks = [int(k) for k in ks]
+    if not ks or any(k < 0 or k > num_channels for k in ks):
+        raise ValueError(f"`ks` must be integers in [0, {num_channels}]. Received: ks={ks}")
+
+    def logits(maps: np.ndarray) -> np.ndarray:
+        return np.concatenate([keras.ops.convert_to_numpy(tail.predict_on_batch(maps[i:i + batch_size]))
+                               for i in range(0, len(maps), batch_size)]).astype("float64")
+
+    full = logits(features)
+    bias = logits(np.zeros_like(features[:1]))
+    tolerance = 1e-4 * max(1.0, float(np.abs(full).max()))
+    not_affine = (f"The model after `layer` must be affine in its channels (no ReLU or random permutation "
+                  f"after it). Received: layer={layer!r}")
+    even = np.arange(num_channels) % 2 == 0
+    if not np.allclose(logits(features * even) + logits(features * ~even) - bias, full, rtol=0, atol=tolerance):
+        raise ValueError(not_affine)  # checked on two halves first: cheap where the tail is not affine
+    contributions = np.stack([logits(features * (np.arange(num_channels) == c)) - bias for c in range(num_channels)], 1)
+    if not np.allclose(bias + contributions.sum(1), full, rtol=0, atol=tolerance * num_channels):
+        raise ValueError(not_affine)
+    rows = np.arange(len(labels))
+    correct = np.argmax(full, -1) == labels
+    margins = full[rows, labels][:, None] - full  # (N, classes)
+    drops = contributions[rows, :, labels][:, :, None] - contributions  # (N, C, classes): margin lost per channel
+    best = np.cumsum(-np.sort(-np.maximum(drops, 0.0), axis=1), axis=1)  # best[:, k - 1]: the k largest drops
+    others = np.ones_like(margins, bool)
+    others[rows, labels] = False
+    bounds = {}
+    for k in ks:
+        if k == 0:
+            bounds[k] = float(correct.mean())
+            continue
+        lost = ((margins - best[:, k - 1]) <= 0) & others
+        bounds[k] = float(np.mean(correct & ~lost.any(-1)))
+    return bounds

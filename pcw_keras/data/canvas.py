@@ -228,8 +228,8 @@ def _compiled_host_canvas(grid: int):
     """The host placement of ``grid``, XLA-compiled once per process and batch shape.
 
     Normalisation and placement fuse into one pass that writes each canvas
-    once: about 1.2-1.5x the throughput of the same ops run one by one (see
-    ``benchmarks/input_pipeline.py``), with bit-identical results.
+    once: about 1.15-1.3x the throughput of the same ops run one by one (measured;
+    ``docs/benchmarks.md``), with bit-identical results.
     """
     return tf.function(
         lambda patches, cells: place_on_canvas_tf(normalize_tf(patches), cells, grid),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import keras
 
+from pcw_keras.models.precision import as_float32
 from pcw_keras.recipes import Recipe
 
 CHECKPOINTS = ("best", "last")
@@ -62,7 +63,11 @@ def load_source(
     recipe: str | os.PathLike | Recipe | None = None,
     checkpoint: str = "best",
 ) -> ExportSource:
-    """Resolves what to export.
+    """Resolves what to export: the plain classifier, in float32.
+
+    A training wrapper gives its classifier, and a mixed-precision model its
+    float32 copy (same weights; :func:`pcw_keras.models.precision.as_float32`),
+    which the export formats serve or quantize.
 
     Parameters
     ----------
@@ -105,7 +110,7 @@ def load_source(
             raise FileNotFoundError(f"No run directory or .keras file at {path!r}.")
         model, origin = keras.models.load_model(path), path
     resolved = _recipe_from(recipe, model_dir)
-    model = plain_classifier(model)
+    model = as_float32(plain_classifier(model))
     test_images = resolved.load_images("test")
     return ExportSource(
         model=model, recipe=resolved, test_images=test_images,

@@ -237,32 +237,38 @@ class Recipe:
 
         ``steps_per_epoch`` sizes a cosine schedule (default: measured by :meth:`datasets`).
 
+        ``training.precision`` sets the Keras dtype policy of the model's
+        layers (float32 variables in every case).
+
         With ``augshift.enabled`` the classifier is wrapped in
         :class:`pcw_keras.training.augshift.AugShiftModel`, which trains with
         AugShift and saves, predicts and exports as the classifier.
         """
         from pcw_keras.models import create_model
+        from pcw_keras.models.precision import dtype_policy
         from pcw_keras.training.augshift import AugShiftModel
 
         model_config = dict(self.config["model"])
         name = model_config.pop("name")
-        model = create_model(
-            name,
-            num_classes=num_classes or self.num_classes(class_names),
-            input_shape=self.input_shape,
-            permutation_seed=self.config["training"]["seed"] if "permut" in name else None,
-            **{k: v for k, v in model_config.items() if not (k.startswith("permut") and "permut" not in name)},
-        )
-        augshift = dict(self.config["augshift"])
-        if augshift.pop("enabled"):
-            model = AugShiftModel(model, seed=self.config["training"]["seed"], **augshift)
-        model.compile(
-            optimizer=self.build_optimizer(steps_per_epoch),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=self.jit_compile(),
-            steps_per_execution=self.config["training"]["steps_per_execution"],
-        )
+        training = self.config["training"]
+        with dtype_policy(training["precision"]):
+            model = create_model(
+                name,
+                num_classes=num_classes or self.num_classes(class_names),
+                input_shape=self.input_shape,
+                permutation_seed=training["seed"] if "permut" in name else None,
+                **{k: v for k, v in model_config.items() if not (k.startswith("permut") and "permut" not in name)},
+            )
+            augshift = dict(self.config["augshift"])
+            if augshift.pop("enabled"):
+                model = AugShiftModel(model, seed=training["seed"], **augshift)
+            model.compile(
+                optimizer=self.build_optimizer(steps_per_epoch),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                jit_compile=self.jit_compile(),
+                steps_per_execution=training["steps_per_execution"],
+            )
         return model
 
     def build_optimizer(self, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:

@@ -5,8 +5,9 @@ For each configuration (network, grid, width, XLA on/off, precision) it times
 (after warm-up, so compilation is excluded) and reports the median images/s,
 the FLOPs per image counted from the model (:func:`pcw_keras.models.count_flops`;
 a training step is counted as three forward passes) and the model FLOP
-utilisation: achieved FLOP/s over the float32 matrix-product rate measured in
-the same run.
+utilisation: achieved FLOP/s over the matrix-product rate of the row's
+compute dtype (float32, or bfloat16 under ``mixed_bfloat16``) measured in the
+same run.
 
 Backend-neutral (Keras 3): run it with ``KERAS_BACKEND=jax`` on a GPU, where
 ``--jit`` has no "off" (JAX always compiles).
@@ -82,7 +83,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_args()
-    rate = matmul_gflops(2048)
+    # MFU of each row is over the matrix-product rate of its compute dtype.
+    compute_dtypes = {keras.dtype_policies.get(precision).compute_dtype for precision in args.precisions}
+    rates = {dtype: matmul_gflops(2048, dtype=dtype) for dtype in sorted(compute_dtypes | {"float32"})}
     jit_values = [True] if keras.backend.backend() == "jax" else [j == "on" for j in args.jit]
     results = []
     for net in args.nets:
@@ -91,13 +94,15 @@ def main() -> None:
                 for jit in jit_values:
                     for precision in args.precisions:
                         row = measure(net, grid, width, jit, precision, args.batch_size, args.steps, args.warmup)
+                        rate = rates[keras.dtype_policies.get(precision).compute_dtype]
                         row["train_mfu"] = round(row["train_gflops"] / rate, 3)
                         row["infer_mfu"] = round(row["infer_gflops"] / rate, 3)
                         results.append(row)
                         print(json.dumps(row), flush=True, file=sys.stderr)
     print(json.dumps({
         "backend": keras.backend.backend(), "keras": keras.__version__, "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "matmul_gflops": round(rate, 1), "results": results,
+        "cpus": os.cpu_count(), "matmul_gflops": round(rates["float32"], 1),
+        "matmul_gflops_by_dtype": {dtype: round(rate, 1) for dtype, rate in rates.items()}, "results": results,
     }, indent=1))
 
 

@@ -51,16 +51,16 @@ def count_flops(model: keras.Model) -> int:
     return total
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """The backend's float32 matrix-product rate on this machine (best of ``repeats``), in GFLOP/s.
+def matmul_gflops(size: int = 1024, repeats: int = 5, dtype: str = "float32") -> float:
+    """The backend's ``dtype`` matrix-product rate on this machine (best of ``repeats``), in GFLOP/s.
 
     The yardstick for model FLOP utilisation and for scaling time estimates.
     """
-    a = keras.random.normal((size, size), seed=0)
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a)[0, 0])  # warm-up (and compilation on JAX)
+    a = keras.random.normal((size, size), seed=0, dtype=dtype)
+    keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.matmul(a, a)[0, 0], "float32"))  # warm-up (and compilation on JAX)
     best = float("inf")
     for _ in range(repeats):
         began = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a)[0, 0])
+        keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.matmul(a, a)[0, 0], "float32"))
         best = min(best, time.perf_counter() - began)
     return 2 * size**3 / best / 1e9

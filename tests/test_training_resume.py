@@ -170,3 +170,20 @@ def test_tensorboard_needs_its_package(tmp_path):
     else:
         with pytest.raises(ImportError, match="tensorboard"):
             resume_callbacks(tmp_path, tensorboard=True)
+
+
+def test_auto_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(monkeypatch):
+    import io
+    import sys
+
+    from pcw_keras.training.runner import progress_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert progress_verbosity("auto") == 1
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert progress_verbosity("auto") == 2
+    assert progress_verbosity(0) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import keras
@@ -54,7 +55,8 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
     strategy : str
         A name from :data:`pcw_keras.training.STRATEGY_NAMES`.
     verbose : int or "auto"
-        Keras' progress display.
+        Keras' progress display; ``"auto"`` is a progress bar on a terminal
+        and one line per epoch otherwise (a log file, CI).
 
     Returns
     -------
@@ -80,12 +82,19 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
         validation_data=data.validation,
         epochs=recipe.epochs,
         callbacks=resume_callbacks(run_dir, monitor="val_accuracy", mode="max"),
-        verbose=verbose,
+        verbose=progress_verbosity(verbose),
     )
     train_seconds = time.perf_counter() - start
     if not is_chief(distribution):
         return {}
     return evaluate_run(run_dir, recipe=recipe, test_images=data.test_images, extra={"train_seconds_this_session": round(train_seconds, 1)})
+
+
+def progress_verbosity(verbose: int | str) -> int | str:
+    """``"auto"`` becomes 1 (progress bar) on a terminal and 2 (a line per epoch) otherwise."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def load_run_recipe(run_dir: str | os.PathLike, **overrides) -> Recipe:

@@ -294,7 +294,7 @@ def canvases(patches: np.ndarray, cells, grid: int) -> np.ndarray:
     """Normalised float32 canvases with each uint8 patch at its cell (as the canvas pipelines build them)."""
     from keras import ops
 
-    from pcw_keras.data.canvas import normalize, place_on_canvas
+    from pcw_keras.layers.canvas_placement import normalize, place_on_canvas
 
     cells = np.broadcast_to(np.asarray(cells, "int32"), (len(patches),))
     return ops.convert_to_numpy(place_on_canvas(normalize(patches), cells, grid))
@@ -309,7 +309,7 @@ def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int =
         if images.dtype == np.uint8:
             from keras import ops
 
-            from pcw_keras.data.canvas import normalize
+            from pcw_keras.layers.canvas_placement import normalize
 
             rng = np.random.default_rng(seed)
             for start in range(0, len(images), batch_size):

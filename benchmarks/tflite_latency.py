@@ -48,8 +48,9 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from pcw_keras import recipes
+    from pcw_keras.data.canvas import normalize_tf
     from pcw_keras.export.check import canvas_samples, median_latency_ms, to_uint8
-    from pcw_keras.export.graph import inference_model, normalize_uint8
+    from pcw_keras.export.graph import inference_model
     from pcw_keras.export.savedmodel import write_saved_model
     from pcw_keras.export.tflite import LiteRTModel, convert_saved_model
     from pcw_keras.models import create_model
@@ -66,7 +67,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory() as work:
         keras_path = os.path.join(work, "model.keras")
         model.save(keras_path)
-        call = tf.function(lambda x: model(normalize_uint8(x), training=False))
+        call = tf.function(lambda x: model(normalize_tf(x), training=False))
         results["keras"] = {
             **median_latency_ms(lambda: call(image).numpy(), runs=args.runs, warmup=args.warmup),
             "size_bytes": os.path.getsize(keras_path),

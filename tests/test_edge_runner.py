@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from pcw_keras import recipes
+from pcw_keras.data.canvas import normalize_tf
 from pcw_keras.export import LiteRTModel, export_model
-from pcw_keras.export.graph import normalize_uint8
 from pcw_keras.models import create_model
 
 RUNNER = os.path.join(os.path.dirname(__file__), os.pardir, "export", "pcw_tflite_runner.py")
@@ -43,7 +43,7 @@ def run_without_tensorflow(setup, *args):
 
 
 def keras_probabilities(model, image):
-    logits = model.predict_on_batch(normalize_uint8(image[None]).numpy())[0]
+    logits = model.predict_on_batch(normalize_tf(image[None]).numpy())[0]
     exp = np.exp(logits - logits.max())
     return exp / exp.sum()
 
@@ -63,7 +63,7 @@ def test_runner_classifies_an_image_file_like_keras(setup, export):
         expected = keras_probabilities(setup["model"], setup["canvas"])
     else:  # float input, int8 I/O: the runner normalises and quantises as the exporter's own check does
         model = LiteRTModel((setup["root"] / export / "model.tflite").read_bytes())
-        logits = model(normalize_uint8(setup["canvas"][None]).numpy())[0]
+        logits = model(normalize_tf(setup["canvas"][None]).numpy())[0]
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     best = int(np.argmax(expected))
     assert predictions[0]["label"] == f"cell {best} (row {best // 2}, col {best % 2})"

@@ -136,9 +136,9 @@ def test_frozen_permutenet_is_deterministic_and_uses_the_seeded_permutation(perm
 
 
 def check_inputs_normalised(images):
-    from pcw_keras.export.graph import normalize_uint8
+    from pcw_keras.data.canvas import normalize_tf
 
-    return normalize_uint8(images).numpy()
+    return normalize_tf(images).numpy()
 
 
 def test_permutenet_savedmodel_stays_random_and_matches_keras_draw_for_draw(permutenet_run, tmp_path):

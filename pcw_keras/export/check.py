@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset
-from pcw_keras.export.graph import normalize_uint8
+from pcw_keras.data.canvas import normalize_tf
 
 
 @dataclass
@@ -63,7 +63,7 @@ def check_inputs(recipe, imageset, count: int, *, input_dtype: str, seed: int = 
     if input_dtype == "float32":
         return CheckInputs(canvases, canvases, labels)
     pixels = to_uint8(canvases)
-    return CheckInputs(pixels, normalize_uint8(pixels).numpy(), labels)
+    return CheckInputs(pixels, normalize_tf(pixels).numpy(), labels)
 
 
 def keras_logits(model: keras.Model, inputs: np.ndarray, *, batch_size: int, after_batch: Callable | None = None) -> np.ndarray:

@@ -21,14 +21,14 @@ All other layers are shared with the original model, weights included.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from pcw_keras.data import CIFAR_MEAN, CIFAR_STD
+from pcw_keras.data.canvas import normalize_tf
 from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
 
 INPUT_DTYPES = ("uint8", "float32")
@@ -131,12 +131,6 @@ def inference_model(model: keras.Model, draw: str | Callable = "stateful", *, se
     return keras.models.clone_model(model, clone_function=replace)
 
 
-def normalize_uint8(images, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD):
-    """``(uint8 / 255 - mean) / std`` in float32: the recipes' input normalisation, in TensorFlow ops."""
-    images = tf.cast(images, tf.float32) / 255.0
-    return (images - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
-
-
 def serving_function(model: keras.Model, input_dtype: str) -> Callable:
     """``images -> {"logits": ...}`` in inference mode; uint8 images are normalised in the graph.
 
@@ -148,7 +142,7 @@ def serving_function(model: keras.Model, input_dtype: str) -> Callable:
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}. Received: input_dtype={input_dtype!r}")
 
     def serve(images):
-        inputs = normalize_uint8(images) if input_dtype == "uint8" else images
+        inputs = normalize_tf(images) if input_dtype == "uint8" else images
         return {"logits": model(inputs, training=False)}
 
     return serve

@@ -217,3 +217,6 @@ def test_normalize_is_the_cifar_standardisation_bit_identical_in_every_path():
     np.testing.assert_allclose(keras_values, expected, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(normalize_tf(pixels).numpy(), keras_values)
     np.testing.assert_array_equal(tf.function(normalize_tf, jit_compile=True)(pixels).numpy(), keras_values)
+    from pcw_keras.evaluation.consistency import _normalize  # the evaluators' NumPy copy
+
+    np.testing.assert_array_equal(_normalize(pixels, CIFAR_MEAN, CIFAR_STD), keras_values)

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD
+from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD, normalization_constants
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_int_range
@@ -87,12 +87,8 @@ def consistency(
     >>> consistency(model, test, max_shift=4, passes=5)["consistency"]  # doctest: +SKIP
     0.912
     """
-    check_int_range("max_shift", max_shift, 1)
     check_int_range("passes", passes, 1)
-    check_int_range("batch_size", batch_size, 1)
-    images, labels = _as_arrays(dataset)
-    model = unwrap(model)
-    shifter = _shifter(max_shift, fill, images.shape)
+    model, images, labels, shifter = _prepare(model, dataset, max_shift, fill, batch_size)
     rng = np.random.default_rng(seed)
     count, side = len(images), 2 * max_shift + 1
     first = rng.integers(0, side * side, size=(passes, count))
@@ -102,18 +98,14 @@ def consistency(
     agree = np.zeros(passes)
     right_shifted = 0
     right = 0
-    progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
-    for start in range(0, count, batch_size):
-        stop = min(start + batch_size, count)
-        batch = _normalize(images[start:stop], mean, std)
-        right += int((_predict(model, batch) == labels[start:stop]).sum())
+    for rows, batch, batch_labels in _normalized_batches(images, labels, batch_size, mean, std, verbose):
+        right += int((_predict(model, batch) == batch_labels).sum())
         for p in range(passes):
-            both = np.concatenate([_shift(shifter, batch, o[p, start:stop]) for o in offsets])
+            both = np.concatenate([_shift(shifter, batch, o[p, rows]) for o in offsets])
             predicted = _predict(model, both)
-            view1, view2 = predicted[: stop - start], predicted[stop - start :]
+            view1, view2 = predicted[: len(batch)], predicted[len(batch) :]
             agree[p] += int((view1 == view2).sum())
-            right_shifted += int((view1 == labels[start:stop]).sum() + (view2 == labels[start:stop]).sum())
-        progress.update(stop)
+            right_shifted += int((view1 == batch_labels).sum() + (view2 == batch_labels).sum())
     per_pass = agree / count
     return {
         "consistency": float(per_pass.mean()),
@@ -158,11 +150,7 @@ def consistency_curve(
         (of the moved images) per distance, ``accuracy_unshifted``, ``fill``,
         ``images``.
     """
-    check_int_range("max_shift", max_shift, 1)
-    check_int_range("batch_size", batch_size, 1)
-    images, labels = _as_arrays(dataset)
-    model = unwrap(model)
-    shifter = _shifter(max_shift, fill, images.shape)
+    model, images, labels, shifter = _prepare(model, dataset, max_shift, fill, batch_size)
     rng = np.random.default_rng(seed)
     count = len(images)
     distances = list(range(1, max_shift + 1))
@@ -171,18 +159,14 @@ def consistency_curve(
     same = np.zeros(max_shift)
     right = np.zeros(max_shift)
     right_unshifted = 0
-    progress = keras.utils.Progbar(count, verbose=verbose, unit_name="image")
-    for start in range(0, count, batch_size):
-        stop = min(start + batch_size, count)
-        batch = _normalize(images[start:stop], mean, std)
+    for rows, batch, batch_labels in _normalized_batches(images, labels, batch_size, mean, std, verbose):
         reference = _predict(model, batch)
-        right_unshifted += int((reference == labels[start:stop]).sum())
+        right_unshifted += int((reference == batch_labels).sum())
         for index, move in enumerate(moves):
             # Offset max_shift is the unshifted image; moving by +d means cropping d earlier.
-            predicted = _predict(model, _shift(shifter, batch, max_shift - move[start:stop]))
+            predicted = _predict(model, _shift(shifter, batch, max_shift - move[rows]))
             same[index] += int((predicted == reference).sum())
-            right[index] += int((predicted == labels[start:stop]).sum())
-        progress.update(stop)
+            right[index] += int((predicted == batch_labels).sum())
     return {
         "shift": distances,
         "consistency": [float(v) for v in same / count],
@@ -255,6 +239,23 @@ def _as_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"`dataset` must be an ImageSet or an (images, labels) tuple. Received: dataset={type(dataset).__name__}")
 
 
+def _prepare(model, dataset, max_shift: int, fill: str, batch_size: int):
+    """Checks the shared arguments; ``(classifier, images, labels, shifter)``."""
+    check_int_range("max_shift", max_shift, 1)
+    check_int_range("batch_size", batch_size, 1)
+    images, labels = _as_arrays(dataset)
+    return unwrap(model), images, labels, _shifter(max_shift, fill, images.shape)
+
+
+def _normalized_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mean, std, verbose: int):
+    """``(rows, normalised images, labels)`` per batch, with a progress bar over the images."""
+    progress = keras.utils.Progbar(len(images), verbose=verbose, unit_name="image")
+    for start in range(0, len(images), batch_size):
+        rows = slice(start, min(start + batch_size, len(images)))
+        yield rows, _normalize(images[rows], mean, std), labels[rows]
+        progress.update(rows.stop)
+
+
 def _shifter(max_shift: int, fill: str, shape) -> AugShift:
     shifter = AugShift(max_shift, fill)  # validates `fill`
     shifter.build((None,) + tuple(shape[1:]))  # validates `max_shift` against the image size
@@ -266,7 +267,9 @@ def _shift(shifter: AugShift, images: np.ndarray, offsets: np.ndarray) -> np.nda
 
 
 def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
-    return ((images.astype("float32") / 255.0 - np.asarray(mean, "float32")) / np.asarray(std, "float32")).astype("float32")
+    """The training pipelines' normalisation in NumPy, bit-identical to it."""
+    shift, scale = normalization_constants(mean, std)
+    return (images.astype("float32") - shift) * scale
 
 
 def _predict(model: keras.Model, images) -> np.ndarray:

@@ -251,8 +251,8 @@ def evaluate_canvas(
     hits = np.zeros(cells_total)
     seen = np.zeros(cells_total)
     per_pass = []
+    place = feed == "canvas"
     for pass_seed in _pass_seeds(grid, passes, seed):
-        place = feed == "canvas"
         batches = _batches(
             imageset, grid, task, batch_size, False, pass_seed, False, False,
             finish=lambda patches, cells, labels: (_host_canvas(patches, cells, grid) if place else patches, cells, labels),

@@ -7,15 +7,31 @@ the FLOPs per image counted from the model (:func:`pcw_keras.models.count_flops`
 a training step is counted as three forward passes) and the model FLOP
 utilisation: achieved FLOP/s over the matrix-product rate of the row's
 compute dtype (float32, or bfloat16 under ``mixed_bfloat16``) measured in the
-same run.
+same run, by the same backend.
 
-Backend-neutral (Keras 3): run it with ``KERAS_BACKEND=jax`` on a GPU, where
-``--jit`` has no "off" (JAX always compiles).
+Backends: ``--backends tensorflow jax`` (the default: both) re-runs this
+script once per backend in a child process with ``KERAS_BACKEND`` set (Keras
+picks its backend once, at import); each child prints its own JSON and the
+parent prints one object with every backend's rows and, per configuration,
+the ratio JAX / TensorFlow. JAX always compiles (``jax.jit``), so its rows
+are ``jit: true`` whatever ``--jit`` says; ``--jit`` applies to TensorFlow
+(whose measured-faster CPU setting is off).
+
+Peer: ``--peer PATH_TO_TORCH_PYTHON`` runs ``benchmarks/peer_torch_bench.py``
+with that interpreter in PyTorch's best CPU settings (``--channels-last``; plus
+``--bf16`` autocast for ``mixed_bfloat16`` rows), interleaved with the Keras
+runs: peer, keras-tensorflow, keras-jax, peer (``--rounds N`` repeats the
+Keras runs and a peer run N times), so that the ratios against the median of
+the peer runs are measured in the same minutes. Peer runs exist for width 1.0
+(the peer has no width option) and the float32 / mixed_bfloat16 precisions.
 
 Usage::
 
     python benchmarks/train_throughput.py --nets gapnet permutenet --grids 3 7 \
         --widths 1.0 0.125 --jit on off --precisions float32 mixed_bfloat16
+    python benchmarks/train_throughput.py --nets gapnet --widths 1.0 --jit off \
+        --precisions float32 mixed_bfloat16 --backends tensorflow jax \
+        --peer /work/venvtorch/bin/python --steps 5 --warmup 2
 """
 from __future__ import annotations
 
@@ -24,14 +40,13 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-import keras
-import numpy as np
-
-from pcw_keras.models import count_flops, create_model
-from pcw_keras.models.flops import matmul_gflops
+PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_torch_bench.py")
+#: The peer's autocast setting for each Keras precision it has a counterpart for.
+PEER_PRECISIONS = {"float32": False, "mixed_bfloat16": True}
 
 
 def median_seconds(run, steps: int, warmup: int) -> float:
@@ -46,6 +61,11 @@ def median_seconds(run, steps: int, warmup: int) -> float:
 
 
 def measure(net: str, grid: int, width: float, jit: bool, precision: str, batch: int, steps: int, warmup: int) -> dict:
+    import keras
+    import numpy as np
+
+    from pcw_keras.models import count_flops, create_model
+
     keras.mixed_precision.set_global_policy(precision)
     try:
         keras.utils.set_random_seed(0)
@@ -72,17 +92,12 @@ def measure(net: str, grid: int, width: float, jit: bool, precision: str, batch:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nets", nargs="+", default=["gapnet", "permutenet"], choices=["gapnet", "permutenet"])
-    parser.add_argument("--grids", nargs="+", type=int, default=[3])
-    parser.add_argument("--widths", nargs="+", type=float, default=[1.0, 0.125])
-    parser.add_argument("--jit", nargs="+", default=["on", "off"], choices=["on", "off"])
-    parser.add_argument("--precisions", nargs="+", default=["float32"], help="Keras dtype policies, e.g. mixed_bfloat16.")
-    parser.add_argument("--batch-size", type=int, default=48)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+def run_here(args: argparse.Namespace) -> dict:
+    """Measure every configuration on the backend this process's Keras runs on."""
+    import keras
+
+    from pcw_keras.models.flops import matmul_gflops
+
     # MFU of each row is over the matrix-product rate of its compute dtype.
     compute_dtypes = {keras.dtype_policies.get(precision).compute_dtype for precision in args.precisions}
     rates = {dtype: matmul_gflops(2048, dtype=dtype) for dtype in sorted(compute_dtypes | {"float32"})}
@@ -99,11 +114,162 @@ def main() -> None:
                         row["infer_mfu"] = round(row["infer_gflops"] / rate, 3)
                         results.append(row)
                         print(json.dumps(row), flush=True, file=sys.stderr)
-    print(json.dumps({
+    return {
         "backend": keras.backend.backend(), "keras": keras.__version__, "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "matmul_gflops": round(rates["float32"], 1),
         "matmul_gflops_by_dtype": {dtype: round(rate, 1) for dtype, rate in rates.items()}, "results": results,
-    }, indent=1))
+    }
+
+
+def _child_argv(args: argparse.Namespace) -> list:
+    argv = [
+        sys.executable, os.path.abspath(__file__), "--here",
+        "--nets", *args.nets, "--grids", *map(str, args.grids), "--widths", *map(str, args.widths),
+        "--jit", *args.jit, "--precisions", *args.precisions,
+        "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
+    ]
+    return argv
+
+
+def _load() -> list:
+    """The 1-minute load average before a run (the machines are shared): [1, 5, 15] minutes."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict:
+    """One child process on ``backend``; its JSON (its per-row progress goes to stderr)."""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(f"[{time.strftime('%H:%M:%S')}] keras on {backend}", file=sys.stderr, flush=True)
+    began, load = time.time(), _load()
+    out = subprocess.run(_child_argv(args), env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
+    result = json.loads(out)
+    result["began"], result["seconds"] = time.strftime("%H:%M:%S", time.gmtime(began)), round(time.time() - began, 1)
+    result["load_before"] = load
+    return result
+
+
+def run_peer(python: str, net: str, grid: int, precision: str, args: argparse.Namespace) -> dict:
+    """One run of the PyTorch peer in its best CPU settings for ``precision``."""
+    argv = [python, PEER_SCRIPT, "--grid", str(grid), "--batch", str(args.batch_size), "--steps", str(args.steps),
+            "--warmup", str(args.warmup), "--channels-last"]
+    if PEER_PRECISIONS[precision]:
+        argv.append("--bf16")
+    if net == "permutenet":
+        argv.append("--permute")
+    print(f"[{time.strftime('%H:%M:%S')}] peer {net} grid {grid} {precision}", file=sys.stderr, flush=True)
+    began, load = time.strftime("%H:%M:%S", time.gmtime()), _load()
+    row = json.loads(subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout)
+    row.update(net=net, precision=precision, began=began, load_before=load)
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    return row
+
+
+def _key(row: dict) -> tuple:
+    return (row["net"], row["grid"], row["width"], row["precision"])
+
+
+def _median_rows(runs: list) -> list:
+    """Per configuration and jit, the median images/s over the runs (rounds) of one backend."""
+    groups: dict = {}
+    for run in runs:
+        for row in run["results"]:
+            groups.setdefault(_key(row) + (row["jit"],), []).append(row)
+    rows = []
+    for group in groups.values():
+        row = dict(group[0])
+        for field in ("train_images_per_s", "infer_images_per_s", "train_gflops", "infer_gflops", "train_mfu", "infer_mfu"):
+            row[field] = round(statistics.median(r[field] for r in group), 3)
+        row["runs"] = len(group)
+        row["train_images_per_s_runs"] = [r["train_images_per_s"] for r in group]
+        row["infer_images_per_s_runs"] = [r["infer_images_per_s"] for r in group]
+        rows.append(row)
+    return rows
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Run the backends (and the peer) in child processes, interleaved; the combined report."""
+    peer_configs = [(net, grid, precision) for net in args.nets for grid in args.grids for precision in args.precisions
+                    if precision in PEER_PRECISIONS] if args.peer and 1.0 in args.widths else []
+    peer_runs, keras_runs = [], {backend: [] for backend in args.backends}
+
+    def peer_round():
+        for net, grid, precision in peer_configs:
+            peer_runs.append(run_peer(args.peer, net, grid, precision, args))
+
+    peer_round()
+    for _ in range(args.rounds):
+        for backend in args.backends:
+            keras_runs[backend].append(run_backend(backend, args))
+        peer_round()
+
+    rows = {backend: _median_rows(runs) for backend, runs in keras_runs.items()}
+    peer = []
+    for net, grid, precision in peer_configs:
+        runs = [r for r in peer_runs if (r["net"], r["grid"], r["precision"]) == (net, grid, precision)]
+        peer.append({
+            "net": net, "grid": grid, "width": 1.0, "precision": precision, "channels_last": True,
+            "bf16_autocast": PEER_PRECISIONS[precision], "runs": len(runs),
+            "train_images_per_s": round(statistics.median(r["train_images_per_s"] for r in runs), 2),
+            "infer_images_per_s": round(statistics.median(r["infer_images_per_s"] for r in runs), 2),
+            "train_images_per_s_runs": [r["train_images_per_s"] for r in runs],
+            "infer_images_per_s_runs": [r["infer_images_per_s"] for r in runs],
+        })
+    peer_by_key = {(p["net"], p["grid"], p["width"], p["precision"]): p for p in peer}
+    for backend_rows in rows.values():
+        for row in backend_rows:
+            match = peer_by_key.get(_key(row))
+            if match:
+                row["train_vs_peer"] = round(row["train_images_per_s"] / match["train_images_per_s"], 3)
+                row["infer_vs_peer"] = round(row["infer_images_per_s"] / match["infer_images_per_s"], 3)
+    ratios = []
+    if "tensorflow" in rows and "jax" in rows:
+        jax_by_key = {_key(row): row for row in rows["jax"]}
+        for tf_row in rows["tensorflow"]:
+            jax_row = jax_by_key.get(_key(tf_row))
+            if jax_row:
+                ratios.append({
+                    "net": tf_row["net"], "grid": tf_row["grid"], "width": tf_row["width"],
+                    "precision": tf_row["precision"], "tensorflow_jit": tf_row["jit"],
+                    "train_jax_over_tensorflow": round(jax_row["train_images_per_s"] / tf_row["train_images_per_s"], 3),
+                    "infer_jax_over_tensorflow": round(jax_row["infer_images_per_s"] / tf_row["infer_images_per_s"], 3),
+                })
+    return {
+        "command": " ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__)] + sys.argv[1:]),
+        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "OMP_NUM_THREADS") if k in os.environ},
+        "backends": {backend: {k: v for k, v in runs[0].items() if k != "results"} | {
+            "matmul_gflops_by_dtype_runs": [run["matmul_gflops_by_dtype"] for run in runs]}
+            for backend, runs in keras_runs.items()},
+        "rows": [dict(row, backend=backend) for backend, backend_rows in rows.items() for row in backend_rows],
+        "jax_over_tensorflow": ratios,
+        "peer": peer, "peer_runs": peer_runs,
+        "keras_runs": keras_runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="+", default=["gapnet", "permutenet"], choices=["gapnet", "permutenet"])
+    parser.add_argument("--grids", nargs="+", type=int, default=[3])
+    parser.add_argument("--widths", nargs="+", type=float, default=[1.0, 0.125])
+    parser.add_argument("--jit", nargs="+", default=["on", "off"], choices=["on", "off"],
+                        help="TensorFlow's XLA setting(s); JAX always compiles.")
+    parser.add_argument("--precisions", nargs="+", default=["float32"], help="Keras dtype policies, e.g. mixed_bfloat16.")
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"], choices=["tensorflow", "jax"],
+                        help="Keras backends, each measured in its own child process.")
+    parser.add_argument("--peer", metavar="PATH_TO_TORCH_PYTHON",
+                        help="Python with torch: run benchmarks/peer_torch_bench.py (channels_last; bf16 autocast for "
+                             "mixed_bfloat16) before and after the Keras runs; ratios against the peer's median.")
+    parser.add_argument("--rounds", type=int, default=1, help="Keras runs per backend, each followed by a peer run.")
+    parser.add_argument("--here", action="store_true",
+                        help="Measure in this process on its KERAS_BACKEND (what each child does); no peer.")
+    args = parser.parse_args()
+    report = run_here(args) if args.here else compare(args)
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

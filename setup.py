@@ -5,12 +5,15 @@ from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
 
+# What the TensorFlow installs add beyond TensorFlow: tfds sources and TensorBoard logs.
+TENSORFLOW_TOOLS = ["tensorflow-datasets>=4.9", "tensorboard>=2.16"]
+
 setup(
     name="pcw_keras",
     version="0.1.0",
     description=(
         "Measure, remove and exploit the absolute position that CNNs encode in the "
-        "order of their channels (Keras 3 / TensorFlow)."
+        "order of their channels (Keras 3: TensorFlow or JAX)."
     ),
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -21,20 +24,29 @@ setup(
         "pcw_keras": ["recipes/configs/*.yaml", "data/assets/*"],
     },
     include_package_data=True,
+    # The core runs on any Keras backend; pick one with an extra (README, "Install"):
+    #   [cpu]  TensorFlow without CUDA (tensorflow-cpu on Linux x86-64, where the full
+    #          wheel would carry CUDA libraries for nothing);
+    #   [gpu]  TensorFlow with the CUDA libraries from PyPI (Linux x86-64, NVIDIA GPUs);
+    #   [jax]  JAX, no TensorFlow (pcw train/evaluate/demo; export needs TensorFlow).
+    # [cpu] and [gpu] are exclusive: both write the same `tensorflow` package.
     install_requires=[
-        # tensorflow-cpu satisfies this on CPU-only machines: see README.
-        "tensorflow>=2.16,<2.22; platform_machine != 'x86_64' or sys_platform != 'linux'",
-        "tensorflow-cpu>=2.16,<2.22; platform_machine == 'x86_64' and sys_platform == 'linux'",
         "keras>=3.5,<4",
-        "tensorflow-datasets>=4.9",
         "numpy>=1.26",
+        "pillow>=10",
         "click>=8.1",
         "pyyaml>=6.0",
         "matplotlib>=3.7",
-        "tensorboard>=2.16",
     ],
     extras_require={
-        "test": ["pytest>=8", "ai-edge-litert>=1.2"],
+        "cpu": [
+            "tensorflow-cpu>=2.16,<2.22; platform_machine == 'x86_64' and sys_platform == 'linux'",
+            "tensorflow>=2.16,<2.22; platform_machine != 'x86_64' or sys_platform != 'linux'",
+            *TENSORFLOW_TOOLS,
+        ],
+        "gpu": ["tensorflow[and-cuda]>=2.16,<2.22", *TENSORFLOW_TOOLS],
+        "jax": ["jax>=0.4.30"],
+        "test": ["pytest>=8"],
         "edge": ["ai-edge-litert>=1.2"],
     },
     entry_points={"console_scripts": ["pcw=pcw_keras.cli:main"]},

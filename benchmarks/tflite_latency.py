@@ -48,7 +48,7 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from pcw_keras import recipes
-    from pcw_keras.data.canvas import normalize_tf
+    from pcw_keras.export.graph import normalize_tf
     from pcw_keras.export.check import canvas_samples, median_latency_ms, to_uint8
     from pcw_keras.export.graph import inference_model
     from pcw_keras.export.savedmodel import write_saved_model

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pcw_keras import recipes
-from pcw_keras.data.canvas import normalize_tf
+from pcw_keras.export.graph import normalize_tf
 from pcw_keras.export import LiteRTModel, export_model
 from pcw_keras.models import create_model
 

@@ -136,7 +136,7 @@ def test_frozen_permutenet_is_deterministic_and_uses_the_seeded_permutation(perm
 
 
 def check_inputs_normalised(images):
-    from pcw_keras.data.canvas import normalize_tf
+    from pcw_keras.export.graph import normalize_tf
 
     return normalize_tf(images).numpy()
 

@@ -28,13 +28,16 @@ def test_paper_hyperparameters(name):
 def test_built_model_matches_the_recipe():
     recipe = recipes.load("location-7x7-permutenet", **{"model.width": 0.0625})
     model = recipe.build_model()
-    assert model.input_shape == (None, 224, 224, 3)
-    assert model.output_shape == (None, 49)
+    canvas_model = model.canvas_model  # trained on uint8 patches and cells, placed on the device
+    assert canvas_model.input_shape == (None, 224, 224, 3)
+    assert canvas_model.output_shape == (None, 49)
+    patches, cells = np.zeros((2, 32, 32, 3), "uint8"), np.array([0, 48], "int32")
+    assert tuple(model((patches, cells)).shape) == (2, 49)
     optimizer = model.optimizer
     assert isinstance(optimizer, keras.optimizers.Adam)
     assert float(optimizer.beta_1) == 0.5 and float(optimizer.beta_2) == 0.999
     image = recipes.load("image-3x3-gapnet", **{"model.width": 0.0625})
-    assert image.build_model(class_names=list("abcdefghij")).output_shape == (None, 10)
+    assert image.build_model(class_names=list("abcdefghij")).canvas_model.output_shape == (None, 10)
 
 
 @pytest.mark.parametrize(
@@ -105,9 +108,10 @@ def test_jit_auto_is_on_only_with_a_gpu():
 def test_datasets_feed_model_fit(tiny_npz):
     recipe = recipes.load("location-3x3-gapnet", **{"data.source": tiny_npz, "model.width": 0.0625, "training.batch_size": 16})
     data = recipe.datasets()
-    canvases, labels = next(iter(data.train))
-    assert canvases.shape == (16, 96, 96, 3) and labels.shape == (16,)
-    assert int(np.max(labels)) < 9
+    (patches, cells), labels = data.train[0]  # the device places the uint8 patches
+    assert patches.shape == (16, 32, 32, 3) and patches.dtype == np.uint8
+    np.testing.assert_array_equal(cells, labels)  # the location task's label is the cell
+    assert labels.shape == (16,) and int(np.max(labels)) < 9
     model = recipe.build_model()
     history = model.fit(data.train, validation_data=data.validation, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history

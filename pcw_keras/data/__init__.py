@@ -2,6 +2,7 @@
 from pcw_keras.data.canvas import (
     CIFAR_MEAN,
     CIFAR_STD,
+    CanvasBatches,
     CanvasPlacement,
     canvas_dataset,
     evaluate_canvas,
@@ -14,6 +15,7 @@ from pcw_keras.data.sources import SOURCE_NAMES, ImageSet, SourceUnavailable, lo
 __all__ = [
     "CIFAR_MEAN",
     "CIFAR_STD",
+    "CanvasBatches",
     "CanvasPlacement",
     "ImageSet",
     "SOURCE_NAMES",

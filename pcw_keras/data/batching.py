@@ -1,44 +1,139 @@
-"""Seeded batches of indices into an in-memory image array: the part every pipeline shares."""
+"""Seeded batches of an in-memory image array, keyed by (seed, epoch, step): what every pipeline shares.
+
+Every random draw of a batch (its images' order, cells, flips, crops) comes
+from ``numpy.random.default_rng([seed, epoch, step])``, a pure function of
+those three numbers. A fresh process asked for epoch ``k`` therefore draws
+exactly what a long-running one draws at epoch ``k``: a resumed run replays
+nothing and skips nothing. NumPy only, no TensorFlow: the same batches feed
+``model.fit`` under every Keras backend through :class:`keras.utils.PyDataset`.
+"""
 from __future__ import annotations
 
-import tensorflow as tf
+import keras
+import numpy as np
+
+from pcw_keras.data.imageset import ImageSet
 
 
-def index_batches(count: int, *, batch_size: int, training: bool, seed: int, drop_remainder: bool | None = None) -> tf.data.Dataset:
-    """Batches of ``(int32 indices (B,), int64 step key (2,))`` covering ``count`` items once per pass.
+def check_batch_size(batch_size) -> int:
+    """``batch_size`` if it is a positive integer, else a ValueError naming it."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+    return int(batch_size)
 
-    Training shuffles the order anew at every pass over the dataset (one key
-    per pass, from ``seed``: the same seed repeats the same sequence of
-    passes); ``drop_remainder`` defaults to ``training`` so a compiled step sees
-    one shape. The step key seeds whatever a pipeline draws per batch (cells,
-    flips, crops) with ``tf.random.stateless_*``. The cardinality is declared,
-    so Keras knows an epoch's length.
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of an :class:`ImageSet` for ``model.fit``, each drawn from ``(seed, epoch, step)``.
+
+    Subclasses implement :meth:`make_batch`. Training batches follow a new
+    order at every epoch (a permutation drawn from ``(seed, epoch)``) and
+    drop the last partial batch by default, so a compiled step sees one
+    shape; evaluation batches keep the order and every sample, and draw the
+    same values at every pass (epoch 0).
+
+    The epoch advances by itself after each complete pass (so a plain
+    ``model.fit`` draws anew every epoch); :meth:`set_epoch` pins the next
+    pass to a given epoch, which a resumed run uses to draw its epoch ``k``
+    exactly as an uninterrupted run does (``pcw train`` does this with
+    :class:`pcw_keras.training.callbacks.SyncDataEpoch`).
+
+    Parameters
+    ----------
+    imageset : ImageSet
+        The images, held in memory as uint8.
+    batch_size : int
+        Samples per batch.
+    training : bool
+        Shuffle per epoch and draw augmentations, or not.
+    seed : int
+        Seed of every draw.
+    drop_remainder : bool, optional
+        Defaults to ``training``.
 
     Raises
     ------
     ValueError
-        A bad ``batch_size``, or fewer items than one full batch with ``drop_remainder``.
+        A bad ``batch_size``, or fewer images than one full batch with
+        ``drop_remainder``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
-    drop_remainder = training if drop_remainder is None else drop_remainder
-    if drop_remainder and count < batch_size:
-        raise ValueError(
-            f"Cannot make a full batch of {batch_size} from {count} images "
-            "(drop_remainder=True). Use a smaller `batch_size` or more images."
-        )
 
-    def one_pass(key):
-        order = tf.range(count, dtype=tf.int32)
-        if training:
-            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([key, -1]))
-        return (
-            tf.data.Dataset.from_tensor_slices(order)
-            .batch(batch_size, drop_remainder=drop_remainder)
-            .enumerate()
-            .map(lambda step, indices: (indices, tf.stack([key, step])))
-        )
+    def __init__(self, imageset: ImageSet, *, batch_size: int, training: bool, seed: int, drop_remainder: bool | None = None):
+        super().__init__()
+        self.imageset = imageset
+        self.batch_size = check_batch_size(batch_size)
+        self.training = bool(training)
+        self.seed = int(seed)
+        self.drop_remainder = self.training if drop_remainder is None else bool(drop_remainder)
+        count = len(imageset)
+        if self.drop_remainder and count < self.batch_size:
+            raise ValueError(
+                f"Cannot make a full batch of {self.batch_size} from {count} images "
+                "(drop_remainder=True). Use a smaller `batch_size` or more images."
+            )
+        self._batches = count // self.batch_size if self.drop_remainder else -(-count // self.batch_size)
+        self.epoch = 0
+        """The epoch whose draws the batches hold."""
+        self._next_epoch: int | None = None
+        self._pass_open = False
+        self._pass_complete = False
+        self._order_cache: tuple[int, np.ndarray] | None = None
 
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    batches = count // batch_size if drop_remainder else -(-count // batch_size)
-    return keys.flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(batches))
+    def __len__(self) -> int:
+        return self._batches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass draw epoch ``epoch`` (0-based)."""
+        self._next_epoch = int(epoch)
+
+    def on_epoch_begin(self) -> None:
+        if self._next_epoch is not None:
+            self.epoch, self._next_epoch = self._next_epoch, None
+        elif self._pass_complete:
+            self.epoch += 1
+        self._pass_open, self._pass_complete = True, False
+
+    def on_epoch_end(self) -> None:
+        self._pass_open = False
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of ``epoch``: a permutation in training, ``arange`` otherwise."""
+        count = len(self.imageset)
+        if not self.training:
+            return np.arange(count)
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            self._order_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(count))
+        return self._order_cache[1]
+
+    def __getitem__(self, step: int):
+        if not 0 <= step < self._batches:
+            raise IndexError(f"Batch {step} out of range: this dataset has {self._batches} batches.")
+        epoch = self.epoch if self.training else 0
+        indices = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
+        if self._pass_open and step == self._batches - 1:
+            self._pass_complete = True
+        return self.make_batch(indices, np.random.default_rng([self.seed, epoch, step, 1]))
+
+    def make_batch(self, indices: np.ndarray, rng: np.random.Generator):
+        """The batch of the samples at ``indices``, with this step's generator ``rng``."""
+        raise NotImplementedError
+
+    def __iter__(self):
+        """One pass, as ``model.fit`` makes it: a training dataset draws its next epoch."""
+        self.on_epoch_begin()
+        try:
+            for step in range(len(self)):
+                yield self[step]
+        finally:
+            self.on_epoch_end()
+
+
+def random_flips(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Which of ``size`` samples to mirror (probability 1/2 each)."""
+    return rng.random(size) < 0.5
+
+
+def mirror(images: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """``images`` with the samples marked in ``flips`` mirrored left-right (a copy)."""
+    images = np.array(images)
+    images[flips] = images[flips, :, ::-1]
+    return images

@@ -6,26 +6,27 @@ training, and pasted into one cell, drawn uniformly per sample, of a canvas of
 normalisation). Cell ``k`` is row ``k // grid``, column ``k % grid``. The
 *location* task's label is ``k``; the *image* task's label is the class.
 
-Two paths build the same canvases from the same seed:
+One implementation serves every Keras backend (NumPy on the host, no
+TensorFlow), in two forms that hold the same draws for the same seed:
 
-- host: :func:`canvas_dataset` yields float32 canvases, built in ``tf.data``
-  one batch at a time (a gather of uint8 images, then one XLA-fused map);
 - device: :func:`placement_dataset` yields uint8 patches and cell indices
   (``grid**2`` times fewer bytes, a quarter of the width), and a model starts
   with :class:`~pcw_keras.layers.CanvasPlacement`, which normalises and
-  places them with ``keras.ops`` on the accelerator (that layer and the
-  ``keras.ops`` functions live in :mod:`pcw_keras.layers.canvas_placement`,
-  importable without TensorFlow; they are re-exported here).
+  places them with ``keras.ops`` on the accelerator (what ``pcw train``
+  does);
+- host: :func:`canvas_dataset` yields the float32 canvases themselves, for
+  any model that takes canvases (evaluation, export checks, your own code).
+
+Both are :class:`keras.utils.PyDataset` objects whose draws are keyed by
+``(seed, epoch, step)`` (:mod:`pcw_keras.data.batching`).
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from pcw_keras.data.batching import index_batches
+from pcw_keras.data.batching import ImageBatches, mirror, random_flips
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers.canvas_placement import (  # noqa: F401  (re-exported)
     CIFAR_MEAN,
@@ -40,6 +41,47 @@ TASKS = ("location", "image")
 FEEDS = ("canvas", "patches")
 
 
+class CanvasBatches(ImageBatches):
+    """Batches of the canvas task, as canvases (``feed="canvas"``) or as patches and cells (``feed="patches"``).
+
+    Per batch: the images in this epoch's order, one cell per sample drawn
+    uniformly from ``grid * grid``, a horizontal flip with probability 1/2
+    (training with ``flip`` only), and the label (the cell for the location
+    task, the class for the image task). ``feed="canvas"`` then normalises
+    and places them on the host (NumPy); ``feed="patches"`` leaves that to
+    :class:`~pcw_keras.layers.CanvasPlacement` on the device. Build them with
+    :func:`canvas_dataset` or :func:`placement_dataset`.
+    """
+
+    def __init__(self, imageset: ImageSet, *, grid: int, task: str, batch_size: int, training: bool, seed: int,
+                 flip: bool = True, drop_remainder: bool | None = None, feed: str = "canvas"):
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+        if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+            raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
+        if feed not in FEEDS:
+            raise ValueError(f"`feed` must be one of {FEEDS}. Received: feed={feed!r}")
+        super().__init__(imageset, batch_size=batch_size, training=training, seed=seed, drop_remainder=drop_remainder)
+        self.grid, self.task, self.feed = int(grid), task, feed
+        self.flip = self.training and flip
+
+    def draw(self, indices: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(uint8 patches, int32 cells, int32 labels)`` of one batch."""
+        size = len(indices)
+        cells = rng.integers(0, self.grid * self.grid, size=size, dtype=np.int32)
+        patches = self.imageset.images[indices]
+        if self.flip:
+            patches = mirror(patches, random_flips(rng, size))
+        labels = cells if self.task == "location" else self.imageset.labels[indices].astype(np.int32)
+        return patches, cells, labels
+
+    def make_batch(self, indices, rng):
+        patches, cells, labels = self.draw(indices, rng)
+        if self.feed == "patches":
+            return (patches, cells), labels
+        return place_on_canvas_np(normalize_np(patches), cells, self.grid), labels
+
+
 def placement_dataset(
     imageset: ImageSet,
     *,
@@ -50,14 +92,14 @@ def placement_dataset(
     seed: int,
     flip: bool = True,
     drop_remainder: bool | None = None,
-) -> tf.data.Dataset:
+) -> CanvasBatches:
     """Batches of ``((uint8 patches, int32 cells), int32 labels)`` for :class:`CanvasPlacement`.
 
     Same order, cells, flips and labels as :func:`canvas_dataset` with the
     same arguments; see there.
     """
-    return _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder,
-                    finish=lambda patches, cells, labels: ((patches, cells), labels))
+    return CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=training, seed=seed,
+                         flip=flip, drop_remainder=drop_remainder, feed="patches")
 
 
 def canvas_dataset(
@@ -70,15 +112,15 @@ def canvas_dataset(
     seed: int,
     flip: bool = True,
     drop_remainder: bool | None = None,
-) -> tf.data.Dataset:
+) -> CanvasBatches:
     """Batches of ``(float32 canvases (B, 32*grid, 32*grid, 3), int32 labels (B,))``.
 
-    Per batch, inside ``tf.data``: gather the uint8 images, scale to
-    ``[0, 1]``, normalise with :data:`CIFAR_MEAN`/:data:`CIFAR_STD`, flip
-    horizontally with probability 1/2 (training with ``flip`` only), and
-    paste each at a uniform random cell. Cells (and flips) are redrawn at
-    every pass over the dataset; the same ``seed`` gives the same sequence of
-    passes.
+    Per batch, on the host in NumPy: gather the uint8 images, normalise with
+    :data:`CIFAR_MEAN`/:data:`CIFAR_STD` (bit-identical to
+    :class:`CanvasPlacement`), flip horizontally with probability 1/2
+    (training with ``flip`` only), and paste each at a uniform random cell.
+    Cells and flips are drawn from ``(seed, epoch, step)``: training draws
+    anew every epoch, evaluation draws the same placements at every pass.
 
     Parameters
     ----------
@@ -91,8 +133,8 @@ def canvas_dataset(
     batch_size : int
         Samples per batch.
     training : bool
-        Shuffle (with ``seed``, anew every pass), flip, and drop the last
-        partial batch by default.
+        Shuffle (anew every epoch), flip, and drop the last partial batch by
+        default.
     seed : int
         Seed of the order, cells and flips.
     flip : bool
@@ -101,93 +143,35 @@ def canvas_dataset(
         Defaults to ``training``: full batches only, so a compiled step
         sees one shape.
 
+    Returns
+    -------
+    CanvasBatches
+        A :class:`keras.utils.PyDataset`: pass it to ``model.fit`` under any
+        backend, or iterate over it.
+
     Examples
     --------
     >>> data = load_split("cifar10-mini", "test", limit=100)  # doctest: +SKIP
     >>> ds = canvas_dataset(data, grid=3, task="location", batch_size=48,
     ...                     training=True, seed=0)  # doctest: +SKIP
     """
-    return _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder,
-                    finish=lambda patches, cells, labels: (_host_canvas(patches, cells, grid), labels))
+    return CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=training, seed=seed,
+                         flip=flip, drop_remainder=drop_remainder, feed="canvas")
 
 
-def normalize_tf(images: tf.Tensor, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> tf.Tensor:
-    """:func:`normalize` in TensorFlow ops (for ``tf.data``), bit-identical to it."""
+def normalize_np(images: np.ndarray, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> np.ndarray:
+    """:func:`normalize` in NumPy, bit-identical to it (one float32 subtraction and multiplication)."""
     shift, scale = normalization_constants(mean, std)
-    return (tf.cast(images, tf.float32) - shift) * scale
+    return (images.astype(np.float32) - shift) * scale
 
 
-def _host_canvas(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:
-    """Normalise uint8 patches and place them (same values and order as :class:`CanvasPlacement`)."""
-    return _compiled_host_canvas(grid)(patches, cells)
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled_host_canvas(grid: int):
-    """The host placement of ``grid``, XLA-compiled once per process and batch shape.
-
-    Normalisation and placement fuse into one pass that writes each canvas
-    once: about 1.15-1.3x the throughput of the same ops run one by one (measured;
-    ``docs/benchmarks.md``), with bit-identical results.
-    """
-    return tf.function(
-        lambda patches, cells: place_on_canvas_tf(normalize_tf(patches), cells, grid),
-        jit_compile=True,
-        reduce_retracing=True,
-    )
-
-
-def place_on_canvas_tf(patches: tf.Tensor, cells: tf.Tensor, grid: int) -> tf.Tensor:
-    """:func:`place_on_canvas` in TensorFlow ops, for ``tf.data`` under any Keras backend.
-
-    The same selection as :func:`place_on_canvas`: each patch broadcast over
-    a ``(grid, h, grid, w * C)`` view of its canvas and kept where its cell's
-    mask is true, +0.0 elsewhere. Meant to run XLA-compiled (as the host
-    pipeline does), where it fuses into one pass that writes each canvas once.
-    """
-    _, h, w, c = patches.shape
-    cells = tf.cast(cells, tf.int32)
-    positions = tf.range(grid)
-    rows = tf.equal((cells // grid)[:, None], positions)
-    columns = tf.equal((cells % grid)[:, None], positions)
-    mask = tf.logical_and(tf.reshape(rows, (-1, grid, 1, 1, 1)), tf.reshape(columns, (-1, 1, 1, grid, 1)))
-    tiles = tf.reshape(patches, (-1, 1, h, 1, w * c))
-    return tf.reshape(tf.where(mask, tiles, tf.zeros((), patches.dtype)), (-1, grid * h, grid * w, c))
-
-
-def _batches(imageset, grid, task, batch_size, training, seed, flip, drop_remainder, finish):
-    """Batches of ``finish(uint8 patches, int32 cells, int32 labels)``, prefetched.
-
-    Drawing and ``finish`` run in one parallel map: the part both paths share.
-    """
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
-    if not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
-    images = tf.constant(imageset.images)
-    classes = tf.constant(imageset.labels, tf.int32)
-    do_flip = training and flip
-    batches = index_batches(len(imageset), batch_size=batch_size, training=training, seed=seed,
-                            drop_remainder=drop_remainder)
-
-    def draw(indices, step_key):
-        patches = tf.gather(images, indices)
-        size = tf.shape(indices)[:1]
-        cells = tf.random.stateless_uniform(
-            size, seed=step_key, minval=0, maxval=grid * grid, dtype=tf.int32
-        )
-        if do_flip:
-            mirror = tf.random.stateless_uniform(size, seed=step_key + [0, 1 << 40]) < 0.5
-            # Pick each sample from the stacked originals and mirrors (a gather is
-            # several times faster than a broadcast tf.where here).
-            pick = tf.range(size[0]) + size[0] * tf.cast(mirror, tf.int32)
-            patches = tf.gather(tf.concat([patches, tf.reverse(patches, [2])], 0), pick)
-        labels = cells if task == "location" else tf.gather(classes, indices)
-        return patches, cells, labels
-
-    return batches.map(
-        lambda indices, step_key: finish(*draw(indices, step_key)), num_parallel_calls=tf.data.AUTOTUNE
-    ).prefetch(tf.data.AUTOTUNE)
+def place_on_canvas_np(patches: np.ndarray, cells: np.ndarray, grid: int) -> np.ndarray:
+    """:func:`place_on_canvas` in NumPy: each patch at its cell of a zero canvas, one write per patch."""
+    size, h, w, c = patches.shape
+    canvas = np.zeros((size, grid, h, grid, w * c), patches.dtype)
+    cells = np.asarray(cells)
+    canvas[np.arange(size), cells // grid, :, cells % grid] = patches.reshape(size, h, w * c)
+    return canvas.reshape(size, grid * h, grid * w, c)
 
 
 def evaluation_passes(
@@ -198,7 +182,7 @@ def evaluation_passes(
     batch_size: int,
     passes: int | None = None,
     seed: int = 0,
-) -> list[tf.data.Dataset]:
+) -> list[CanvasBatches]:
     """One evaluation dataset per pass, each with a fresh random placement.
 
     ``passes`` defaults to ``grid * grid`` (the paper's protocol: report the
@@ -251,16 +235,13 @@ def evaluate_canvas(
     hits = np.zeros(cells_total)
     seen = np.zeros(cells_total)
     per_pass = []
-    place = feed == "canvas"
     for pass_seed in _pass_seeds(grid, passes, seed):
-        batches = _batches(
-            imageset, grid, task, batch_size, False, pass_seed, False, False,
-            finish=lambda patches, cells, labels: (_host_canvas(patches, cells, grid) if place else patches, cells, labels),
-        )
+        batches = CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=False,
+                                seed=pass_seed, flip=False, feed="patches")
         correct = 0
-        for inputs, cells, labels in batches.as_numpy_iterator():
-            inputs = (inputs, cells) if feed == "patches" else inputs
-            predicted = np.argmax(model.predict_on_batch(inputs), axis=-1)
+        for (patches, cells), labels in batches:
+            inputs = (patches, cells) if feed == "patches" else place_on_canvas_np(normalize_np(patches), cells, grid)
+            predicted = np.argmax(np.asarray(model.predict_on_batch(inputs)), axis=-1)
             right = predicted == labels
             correct += int(right.sum())
             hits += np.bincount(cells, weights=right, minlength=cells_total)

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset
-from pcw_keras.data.canvas import normalize_tf
+from pcw_keras.export.graph import normalize_tf
 
 
 @dataclass
@@ -36,7 +36,7 @@ def canvas_samples(recipe, imageset, count: int, *, seed: int) -> tuple[np.ndarr
         data = canvas_dataset(
             imageset, grid=task["grid"], task=task["kind"], batch_size=256, training=False, seed=pass_seed, flip=False
         )
-        for batch, batch_labels in data.as_numpy_iterator():
+        for batch, batch_labels in data:
             canvases.append(batch)
             labels.append(batch_labels)
             total += len(batch)

@@ -28,10 +28,16 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from pcw_keras.data.canvas import normalize_tf
+from pcw_keras.layers.canvas_placement import CIFAR_MEAN, CIFAR_STD, normalization_constants
 from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
 
 INPUT_DTYPES = ("uint8", "float32")
+
+
+def normalize_tf(images: tf.Tensor, mean=CIFAR_MEAN, std=CIFAR_STD) -> tf.Tensor:
+    """:func:`pcw_keras.layers.canvas_placement.normalize` in TensorFlow ops (the serving graph's), bit-identical to it."""
+    shift, scale = normalization_constants(mean, std)
+    return (tf.cast(images, tf.float32) - shift) * scale
 PERMUTATIONS = ("random", "frozen")
 
 

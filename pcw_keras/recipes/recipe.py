@@ -15,9 +15,17 @@ IMAGE_SIDE = 32  # CIFAR images: a canvas cell, or the classification input
 
 
 def _gpu_visible() -> bool:
-    import tensorflow as tf
+    """Whether the Keras backend sees an accelerator."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    return bool(tf.config.list_physical_devices("GPU"))
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    return False
 
 
 def recipe_dir():
@@ -105,8 +113,10 @@ def load(name_or_path: str | os.PathLike, **overrides) -> "Recipe":
 class Datasets:
     """What a recipe trains and evaluates on.
 
-    ``train`` and ``validation`` are batched ``tf.data`` datasets for
-    ``model.fit``; ``test_images`` is the in-memory test split, which
+    ``train`` and ``validation`` are :class:`keras.utils.PyDataset` batches
+    for ``model.fit`` under any backend (canvas tasks: uint8 patches and
+    cells, which the model from :meth:`Recipe.build_model` places on the
+    device); ``test_images`` is the in-memory test split, which
     :meth:`Recipe.evaluate` places anew for each evaluation pass (canvas
     tasks) or shifts for the consistency test (classification).
     """
@@ -162,25 +172,31 @@ class Recipe:
         return yaml.safe_dump(self.config, sort_keys=False)
 
     def jit_compile(self) -> bool:
-        """The resolved XLA switch. ``auto``: on only where a GPU is visible.
+        """The resolved XLA switch. ``auto``: on where a GPU is visible, and always under JAX.
 
         Measured on a 2-core CPU (``docs/benchmarks.md``): XLA slows this
-        package's ResNets' training step at full width (16 vs 23 images/s) and
-        at width 1/8 (356 vs 505), so CPUs train without it.
+        package's ResNets' TensorFlow training step at full width (16 vs 23
+        images/s) and at width 1/8 (356 vs 505), so CPUs train without it
+        there. JAX has no fast path without XLA (off means op-by-op).
         """
         jit = self.config["training"]["jit_compile"]
-        return _gpu_visible() if jit == "auto" else jit
+        if jit == "auto":
+            return keras.backend.backend() == "jax" or _gpu_visible()
+        return jit
 
     # --- building -----------------------------------------------------------------------------------
 
     def datasets(self) -> Datasets:
         """Loads the data once and builds the pipelines (train shuffled, full batches only).
 
-        Canvas tasks get :func:`pcw_keras.data.canvas_dataset`; classification
-        gets :func:`pcw_keras.data.classification.classification_dataset`
-        (pad-and-crop and flip in training, normalisation).
+        Canvas tasks get :func:`pcw_keras.data.placement_dataset` (uint8
+        patches and cells; :meth:`build_model`'s model places them on the
+        device); classification gets
+        :func:`pcw_keras.data.classification.classification_dataset`
+        (pad-and-crop and flip in training, normalisation). Every draw is
+        keyed by (``training.seed``, epoch, step), NumPy only, for any backend.
         """
-        from pcw_keras.data import canvas_dataset, split_validation
+        from pcw_keras.data import placement_dataset, split_validation
         from pcw_keras.data.classification import classification_dataset
 
         data, task, train = self.config["data"], self.config["task"], self.config["training"]
@@ -190,8 +206,8 @@ class Recipe:
         self.steps_per_epoch = len(train_images) // train["batch_size"]
         if self.is_canvas:
             common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
-            train_data = canvas_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common)
-            validation_data = canvas_dataset(validation_images, training=False, seed=train["seed"] + 1, flip=False, **common)
+            train_data = placement_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common)
+            validation_data = placement_dataset(validation_images, training=False, seed=train["seed"] + 1, flip=False, **common)
         else:
             if full.image_shape[:2] != self.input_shape[:2]:
                 raise ValueError(
@@ -242,11 +258,16 @@ class Recipe:
 
         With ``augshift.enabled`` the classifier is wrapped in
         :class:`pcw_keras.training.augshift.AugShiftModel`, which trains with
-        AugShift and saves, predicts and exports as the classifier.
+        AugShift and saves, predicts and exports as the classifier. A canvas
+        task's model is wrapped in
+        :class:`pcw_keras.training.placement.PlacementModel`, which takes
+        :meth:`datasets`' patches and cells (or canvases) and saves and
+        exports as the canvas model.
         """
         from pcw_keras.models import create_model
         from pcw_keras.models.precision import dtype_policy
         from pcw_keras.training.augshift import AugShiftModel
+        from pcw_keras.training.placement import PlacementModel
 
         model_config = dict(self.config["model"])
         name = model_config.pop("name")
@@ -262,6 +283,8 @@ class Recipe:
             augshift = dict(self.config["augshift"])
             if augshift.pop("enabled"):
                 model = AugShiftModel(model, seed=training["seed"], **augshift)
+            if self.is_canvas:
+                model = PlacementModel(model, grid=self.config["task"]["grid"])
             model.compile(
                 optimizer=self.build_optimizer(steps_per_epoch),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

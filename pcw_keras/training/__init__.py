@@ -1,5 +1,6 @@
 """Training support: distribution strategy choice, resumable-run callbacks and the AugShift wrapper."""
 from pcw_keras.training.augshift import AugShiftModel, unwrap
+from pcw_keras.training.placement import PlacementModel
 from pcw_keras.training.strategy import (
     STRATEGY_NAMES,
     choose_strategy,
@@ -11,6 +12,7 @@ from pcw_keras.training.strategy import (
 
 __all__ = [
     "AugShiftModel",
+    "PlacementModel",
     "STRATEGY_NAMES",
     "choose_strategy",
     "describe_strategy",

@@ -171,5 +171,9 @@ def _twice(value):
 
 
 def unwrap(model: keras.Model) -> keras.Model:
-    """The inference model: an :class:`AugShiftModel`'s classifier, any other model itself."""
-    return model.classifier if isinstance(model, AugShiftModel) else model
+    """The inference model: an :class:`AugShiftModel`'s classifier, a ``PlacementModel``'s canvas model, any other model itself."""
+    from pcw_keras.training.placement import PlacementModel
+
+    if isinstance(model, AugShiftModel):
+        return model.classifier
+    return model.canvas_model if isinstance(model, PlacementModel) else model

@@ -60,9 +60,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from pcw_keras.training.strategy import is_chief, write_dir
+from pcw_keras.training.strategy import is_chief, model_strategy, write_dir
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +86,14 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def _chief(model: keras.Model) -> bool:
-    return is_chief(model.distribute_strategy)
+    return is_chief(model_strategy(model))
 
 
 def _save_model_atomic(model: keras.Model, path: Path) -> None:
     """Saves ``model`` to ``path`` (a ``.keras`` file) so that a kill never leaves a half-written file."""
     if not _chief(model):
         # Other workers still save (the save may run collective ops), but privately.
-        scratch = write_dir(path.parent, model.distribute_strategy)
+        scratch = write_dir(path.parent, model_strategy(model))
         try:
             model.save(os.path.join(scratch, path.name))
         finally:
@@ -189,7 +188,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         stem = f"epoch-{epoch + 1:05d}"
         weights, extra = f"{stem}.weights.h5", f"{stem}.extra.npz"
         if not _chief(self.model):
-            scratch = write_dir(self._dir, self.model.distribute_strategy)
+            scratch = write_dir(self._dir, model_strategy(self.model))
             try:
                 self.model.save_weights(os.path.join(scratch, weights))
                 self._save_extra(Path(scratch) / extra)
@@ -299,8 +298,8 @@ class _CsvText:
 
 
 def _to_scalar(value):
-    if isinstance(value, (tf.Tensor, np.ndarray, np.generic)):
-        value = np.asarray(value)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a NumPy or backend tensor
+        value = keras.ops.convert_to_numpy(value)
         return value.item() if value.size == 1 else value.tolist()
     return value
 
@@ -384,7 +383,11 @@ class SyncWorkerStatistics(keras.callbacks.Callback):
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        strategy = self.model.distribute_strategy
+        if keras.backend.backend() != "tensorflow":
+            return  # Keras' own distribution keeps one replicated copy of each variable.
+        import tensorflow as tf
+
+        strategy = model_strategy(self.model)
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not (
             strategy.extended._in_multi_worker_mode()
         ):
@@ -401,17 +404,41 @@ class SyncWorkerStatistics(keras.callbacks.Callback):
             offset += size
 
 
+class SyncDataEpoch(keras.callbacks.Callback):
+    """Makes each epoch of ``model.fit`` draw its data from that epoch's key.
+
+    The pipelines of :mod:`pcw_keras.data` draw every batch from
+    ``(seed, epoch, step)``; this callback tells them the epoch ``fit`` is
+    in, so that epoch ``k`` of a resumed run gets exactly the order, cells,
+    flips and crops of epoch ``k`` of an uninterrupted one.
+
+    Parameters
+    ----------
+    *datasets : pcw_keras.data.batching.ImageBatches
+        The training datasets to keep in step.
+    """
+
+    def __init__(self, *datasets):
+        super().__init__()
+        self.datasets = [d for d in datasets if hasattr(d, "set_epoch")]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+
 class _ChiefTensorBoard(keras.callbacks.TensorBoard):
     """``TensorBoard`` whose non-chief workers log to a private temporary directory."""
 
     def set_model(self, model):
-        if not is_chief(model.distribute_strategy):
-            self.log_dir = write_dir(self.log_dir, model.distribute_strategy)
+        if not is_chief(model_strategy(model)):
+            self.log_dir = write_dir(self.log_dir, model_strategy(model))
         super().set_model(model)
 
 
 def _tensorboard_installed() -> bool:
-    return importlib.util.find_spec("tensorboard") is not None
+    """Whether TensorBoard event files can be written: TensorFlow's summary writer and the tensorboard package."""
+    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "tensorboard"))
 
 
 def resume_callbacks(
@@ -474,10 +501,11 @@ def resume_callbacks(
     if tensorboard is None:
         tensorboard = _tensorboard_installed()
         if not tensorboard:
-            logger.warning("The tensorboard package is not installed: no TensorBoard logs in %s.", run_dir / "logs")
+            print(f"pcw: TensorBoard event files need TensorFlow and tensorboard, not installed here: no {run_dir / 'logs'}.")
     elif tensorboard and not _tensorboard_installed():
         raise ImportError(
-            "TensorBoard logs need the tensorboard package (pip install tensorboard). Received: tensorboard=True"
+            "TensorBoard logs need TensorFlow and the tensorboard package (pip install tensorflow tensorboard). "
+            "Received: tensorboard=True"
         )
     if tensorboard:
         callbacks.append(_ChiefTensorBoard(log_dir=os.fspath(run_dir / "logs")))

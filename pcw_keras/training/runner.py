@@ -16,7 +16,7 @@ import time
 import keras
 
 from pcw_keras.recipes import Recipe
-from pcw_keras.training.callbacks import resume_callbacks
+from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
 
 RECIPE_FILE = "recipe.yaml"
@@ -81,7 +81,7 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
         data.train,
         validation_data=data.validation,
         epochs=recipe.epochs,
-        callbacks=resume_callbacks(run_dir, monitor="val_accuracy", mode="max"),
+        callbacks=[SyncDataEpoch(data.train), *resume_callbacks(run_dir, monitor="val_accuracy", mode="max")],
         verbose=progress_verbosity(verbose),
     )
     train_seconds = time.perf_counter() - start

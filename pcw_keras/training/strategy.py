@@ -1,6 +1,6 @@
-"""Choosing the ``tf.distribute`` strategy a training run uses.
+"""Choosing the distribution strategy a training run uses.
 
-One device by default, ``MirroredStrategy`` when several GPUs are visible, and
+Under the TensorFlow backend: one device by default, ``MirroredStrategy`` when several GPUs are visible, and
 ``MultiWorkerMirroredStrategy`` when the ``TF_CONFIG`` environment variable
 names a cluster of more than one task. The distributed engine is TensorFlow's;
 this module only picks it, describes it for logs, and says which worker may
@@ -27,7 +27,9 @@ import logging
 import os
 import tempfile
 
-import tensorflow as tf
+import keras
+
+from pcw_keras.training.distribution import KerasDistribution, choose_distribution
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def cluster_size() -> int:
     return sum(len(cluster.get(task_type, []) or []) for task_type in _TRAINING_TASK_TYPES)
 
 
-def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
+def choose_strategy(name: str = "auto"):
     """Returns the distribution strategy called ``name``.
 
     Parameters
@@ -81,9 +83,14 @@ def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
           there is none).
         - ``"multi_worker"``: ``MultiWorkerMirroredStrategy``; needs ``TF_CONFIG``.
 
+    Under another backend than TensorFlow, the names map to
+    :func:`pcw_keras.training.distribution.choose_distribution`: ``"auto"``
+    is ``DataParallel`` over all local devices (and the processes that
+    ``KERAS_DISTRIBUTION_*`` name), ``"default"`` one device.
+
     Returns
     -------
-    tf.distribute.Strategy
+    tf.distribute.Strategy or KerasDistribution
         The strategy. For a ``MultiWorkerMirroredStrategy`` the project's Keras
         fixes (:mod:`pcw_keras.training._keras_patches`) are applied first, so
         that ``model.fit`` works under it.
@@ -101,6 +108,10 @@ def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """
     if name not in STRATEGY_NAMES:
         raise ValueError(f"Unknown strategy name. Expected one of {', '.join(STRATEGY_NAMES)}. Received: name={name!r}")
+    if keras.backend.backend() != "tensorflow":
+        return choose_distribution(name)
+    import tensorflow as tf
+
     if name == "auto":
         if cluster_size() > 1:
             name = "multi_worker"
@@ -127,16 +138,27 @@ def choose_strategy(name: str = "auto") -> tf.distribute.Strategy:
     return strategy
 
 
-def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+def model_strategy(model: keras.Model):
+    """The strategy ``model`` trains under: its ``tf.distribute`` strategy, or the process' Keras distribution."""
+    if keras.backend.backend() == "tensorflow":
+        return model.distribute_strategy
+    return KerasDistribution(keras.distribution.distribution())
+
+
+def _is_multi_worker(strategy) -> bool:
+    if strategy is None or isinstance(strategy, KerasDistribution):
+        return False
+    import tensorflow as tf
+
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
-def worker_index(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:
+def worker_index(strategy) -> tuple[str | None, int]:
     """The ``(task_type, task_id)`` of this process; ``(None, 0)`` outside a cluster.
 
     Parameters
     ----------
-    strategy : tf.distribute.Strategy
+    strategy : tf.distribute.Strategy or KerasDistribution
         The strategy from :func:`choose_strategy`.
 
     Returns
@@ -144,13 +166,16 @@ def worker_index(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:
     tuple of (str or None, int)
         The task type (``"chief"``, ``"worker"``) and its index.
     """
+    if isinstance(strategy, KerasDistribution):
+        index, count = strategy.process()
+        return ("process" if count > 1 else None), index
     if not _is_multi_worker(strategy):
         return None, 0
     resolver = strategy.cluster_resolver
     return resolver.task_type, int(resolver.task_id or 0)
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_chief(strategy) -> bool:
     """Whether this process is the one that writes files (checkpoints, logs, metrics).
 
     The chief is the ``"chief"`` task when the cluster has one, else worker 0;
@@ -158,7 +183,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
     Parameters
     ----------
-    strategy : tf.distribute.Strategy
+    strategy : tf.distribute.Strategy or KerasDistribution
         The strategy from :func:`choose_strategy`.
 
     Returns
@@ -166,6 +191,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     bool
         True for the chief.
     """
+    if isinstance(strategy, KerasDistribution):
+        return strategy.process()[0] == 0
     if not _is_multi_worker(strategy):
         return True
     task_type, task_id = worker_index(strategy)
@@ -175,7 +202,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
-def write_dir(path: str | os.PathLike, strategy: tf.distribute.Strategy) -> str:
+def write_dir(path: str | os.PathLike, strategy) -> str:
     """Where this process should write what it would write to ``path``.
 
     The chief writes to ``path``; the other workers of a multi-worker run write
@@ -187,7 +214,7 @@ def write_dir(path: str | os.PathLike, strategy: tf.distribute.Strategy) -> str:
     ----------
     path : str or os.PathLike
         The directory the chief writes to.
-    strategy : tf.distribute.Strategy
+    strategy : tf.distribute.Strategy or KerasDistribution
         The strategy from :func:`choose_strategy`.
 
     Returns
@@ -201,12 +228,12 @@ def write_dir(path: str | os.PathLike, strategy: tf.distribute.Strategy) -> str:
     return tempfile.mkdtemp(prefix=f"pcw_keras_{task_type}{task_id}_")
 
 
-def describe_strategy(strategy: tf.distribute.Strategy) -> str:
+def describe_strategy(strategy) -> str:
     """One line for logs: strategy kind, replica count and, in a cluster, this worker.
 
     Parameters
     ----------
-    strategy : tf.distribute.Strategy
+    strategy : tf.distribute.Strategy or KerasDistribution
         Any strategy.
 
     Returns
@@ -214,6 +241,10 @@ def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     str
         E.g. ``"MultiWorkerMirroredStrategy: 2 replicas, worker 1 of 2 (not chief)"``.
     """
+    if isinstance(strategy, KerasDistribution):
+        return strategy.describe()
+    import tensorflow as tf
+
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         kind = "MultiWorkerMirroredStrategy"
     elif isinstance(strategy, tf.distribute.MirroredStrategy):

@@ -1,0 +1,118 @@
+"""Data parallelism with the JAX backend's own engine: ``keras.distribution.DataParallel``.
+
+Under ``KERAS_BACKEND=jax`` a training run replicates the model over every
+local device (GPUs, TPUs, or the CPU's virtual devices) and splits each
+global batch across them; gradients are averaged by XLA's collectives. Several
+hosts join through ``jax.distributed`` when the environment names them
+(read by :func:`keras.distribution.initialize`):
+
+- ``KERAS_DISTRIBUTION_JOB_ADDRESSES``: comma-separated ``host:port`` of the
+  processes (for JAX only the first, the coordinator, is used);
+- ``KERAS_DISTRIBUTION_NUM_PROCESSES``: how many processes take part;
+- ``KERAS_DISTRIBUTION_PROCESS_ID``: this process' index, ``0`` being the
+  coordinator, which writes the run directory.
+
+Each process then feeds its own contiguous slice of every global batch (the
+data pipelines draw the whole batch from ``(seed, epoch, step)`` and keep
+their slice, so the processes never disagree on what a batch is).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+
+PROCESS_VARIABLES = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
+
+
+def process_count_from_env() -> int:
+    """``KERAS_DISTRIBUTION_NUM_PROCESSES`` as an int (1 when unset); a ValueError names a bad value."""
+    raw = os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "").strip()
+    if not raw:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"KERAS_DISTRIBUTION_NUM_PROCESSES must be a positive integer. Received: {raw!r}")
+    return int(raw)
+
+
+class KerasDistribution:
+    """A backend-neutral stand-in for a ``tf.distribute.Strategy``: what a training run asks of one.
+
+    Parameters
+    ----------
+    distribution : keras.distribution.Distribution or None
+        The distribution set for the process (None: one device, no distribution).
+    """
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        """How many devices share each global batch."""
+        return 1 if self.distribution is None else int(self.distribution.device_mesh.devices.size)
+
+    def scope(self):
+        """Context in which to build the model (its variables are placed by the distribution)."""
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
+
+    def process(self) -> tuple[int, int]:
+        """``(index, count)`` of this process among those training together."""
+        if keras.backend.backend() != "jax":
+            return 0, 1
+        import jax
+
+        return jax.process_index(), jax.process_count()
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``"keras.distribution.DataParallel: 2 devices (cpu), process 0 of 1"``."""
+        if self.distribution is None:
+            return f"one device ({keras.backend.backend()} backend)"
+        index, count = self.process()
+        kinds = sorted({str(getattr(d, "platform", d)).split(":")[0] for d in self.distribution.device_mesh.devices.flat})
+        return (f"keras.distribution.DataParallel: {self.num_replicas_in_sync} devices ({', '.join(kinds)}), "
+                f"process {index} of {count}")
+
+
+def choose_distribution(name: str) -> KerasDistribution:
+    """The distribution for a non-TensorFlow backend.
+
+    ``"auto"`` (and ``"mirrored"``, its single-host equivalent) spreads
+    training over all devices with ``DataParallel`` when there is more than
+    one (after joining the processes that the ``KERAS_DISTRIBUTION_*``
+    variables name), else one device; ``"default"``/``"one_device"`` always
+    uses one device. ``"multi_worker"`` is TensorFlow's: here it means the
+    ``KERAS_DISTRIBUTION_*`` processes, which must then be named.
+
+    Raises
+    ------
+    ValueError
+        ``"multi_worker"`` without ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1,
+        or a backend without ``keras.distribution`` support asked for more
+        than one device.
+    """
+    processes = process_count_from_env()
+    if name == "multi_worker" and processes < 2:
+        raise ValueError(
+            f"Strategy 'multi_worker' under the {keras.backend.backend()} backend needs several processes named by "
+            f"{', '.join(PROCESS_VARIABLES)}. Received: KERAS_DISTRIBUTION_NUM_PROCESSES={processes}"
+        )
+    if name in ("default", "one_device"):
+        return KerasDistribution(None)
+    if keras.backend.backend() != "jax":
+        if name == "multi_worker" or processes > 1:
+            raise ValueError(f"Several processes need the jax or tensorflow backend. Received: {keras.backend.backend()!r}")
+        return KerasDistribution(None)
+    if processes > 1:
+        keras.distribution.initialize()
+    devices = keras.distribution.list_devices()
+    if len(devices) < 2:
+        return KerasDistribution(None)
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    return KerasDistribution(distribution)

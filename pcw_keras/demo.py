@@ -252,7 +252,8 @@ def run_demo(
             began = time.perf_counter()
             # The image task records a validation curve: it shows whether PermuteNet is still rising.
             validation = data[task].validation if task == "image" else None
-            history = model.fit(data[task].train, validation_data=validation, epochs=recipe.epochs, verbose=0, callbacks=[progress])
+            history = model.fit(data[task].train, validation_data=validation, epochs=recipe.epochs, verbose=0, callbacks=[progress],
+                                shuffle=False)
             trained = time.perf_counter() - began
             scores = recipe.evaluate(model, data[task].test_images)
             progress.end_model()

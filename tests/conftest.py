@@ -1,10 +1,30 @@
-"""Shared pytest setup: quiet TensorFlow logs, fixed seeds."""
+"""Shared pytest setup: quiet TensorFlow logs, fixed seeds, and the JAX run without TensorFlow.
+
+Under ``KERAS_BACKEND=jax`` TensorFlow is made unimportable (as on the GPU
+machines, which have none), and only the test modules marked ``jax`` are
+collected: the others exercise TensorFlow-only parts (export, tf.distribute).
+"""
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+JAX_RUN = os.environ.get("KERAS_BACKEND") == "jax"
+if JAX_RUN:
+    sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """In the JAX run, skip (without importing) the modules that are not marked ``jax``."""
+    if JAX_RUN and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return "pytest.mark.jax" not in collection_path.read_text(encoding="utf-8")
+    return None
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+HAS_JAX = importlib.util.find_spec("jax") is not None
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Canvas tasks: placement, labels, normalisation, randomness, on-device parity, evaluation."""
+"""Canvas tasks: placement, labels, normalisation, randomness, on-device parity, evaluation (any backend)."""
 import keras
 import numpy as np
 import pytest
@@ -17,6 +17,8 @@ from pcw_keras.data.canvas import (
     placement_dataset,
 )
 from pcw_keras.data.imageset import ImageSet
+
+pytestmark = pytest.mark.jax  # backend-neutral: runs in the JAX run too
 
 MEAN = np.array(CIFAR_MEAN, np.float32)
 STD = np.array(CIFAR_STD, np.float32)

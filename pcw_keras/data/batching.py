@@ -35,7 +35,10 @@ class ImageBatches(keras.utils.PyDataset):
     ``model.fit`` draws anew every epoch); :meth:`set_epoch` pins the next
     pass to a given epoch, which a resumed run uses to draw its epoch ``k``
     exactly as an uninterrupted run does (``pcw train`` does this with
-    :class:`pcw_keras.training.callbacks.SyncDataEpoch`).
+    :class:`pcw_keras.training.callbacks.SyncDataEpoch`). Pass
+    ``shuffle=False`` to ``model.fit``: otherwise Keras reorders the batches
+    of every epoch once more with Python's global RNG, which a resumed
+    process does not replay.
 
     Parameters
     ----------

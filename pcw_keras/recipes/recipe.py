@@ -92,7 +92,7 @@ def load(name_or_path: str | os.PathLike, **overrides) -> "Recipe":
     >>> recipe = load("location-3x3-gapnet", **{"model.width": 0.25, "training.epochs": 1})
     >>> model = recipe.build_model()  # doctest: +SKIP
     >>> data = recipe.datasets()  # doctest: +SKIP
-    >>> model.fit(data.train, validation_data=data.validation, epochs=recipe.epochs)  # doctest: +SKIP
+    >>> model.fit(data.train, validation_data=data.validation, epochs=recipe.epochs, shuffle=False)  # doctest: +SKIP
     """
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or os.sep in text:
@@ -116,7 +116,9 @@ class Datasets:
     ``train`` and ``validation`` are :class:`keras.utils.PyDataset` batches
     for ``model.fit`` under any backend (canvas tasks: uint8 patches and
     cells, which the model from :meth:`Recipe.build_model` places on the
-    device); ``test_images`` is the in-memory test split, which
+    device). They shuffle per epoch themselves: pass ``shuffle=False`` to
+    ``model.fit``, or Keras reorders their batches once more with Python's
+    global RNG. ``test_images`` is the in-memory test split, which
     :meth:`Recipe.evaluate` places anew for each evaluation pass (canvas
     tasks) or shifts for the consistency test (classification).
     """

@@ -83,6 +83,7 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
         epochs=recipe.epochs,
         callbacks=[SyncDataEpoch(data.train), *resume_callbacks(run_dir, monitor="val_accuracy", mode="max")],
         verbose=progress_verbosity(verbose),
+        shuffle=False,  # the datasets shuffle per epoch themselves; Keras would reorder batches with Python's RNG
     )
     train_seconds = time.perf_counter() - start
     if not is_chief(distribution):

@@ -1,0 +1,122 @@
+"""The JAX backend end to end, without TensorFlow: layers, recipes, `pcw train` (resumed after SIGKILL), two devices.
+
+Run by ``.ci/run`` in a virtual environment with the ``[jax]`` extra and no
+TensorFlow: ``KERAS_BACKEND=jax python -m pytest -q -m jax`` (conftest.py
+also blocks ``import tensorflow`` there).
+"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+pytestmark = [
+    pytest.mark.jax,
+    pytest.mark.skipif(
+        keras.backend.backend() != "jax",
+        reason="the JAX run: KERAS_BACKEND=jax python -m pytest -m jax (.ci/run, in a TensorFlow-free venv)",
+    ),
+]
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def test_tensorflow_cannot_be_imported_here():
+    with pytest.raises(ImportError):
+        import tensorflow  # noqa: F401
+
+
+def test_models_layers_and_placement_run_on_jax():
+    from pcw_keras.layers import CanvasPlacement
+    from pcw_keras.models import count_flops, create_model
+    from pcw_keras.models.precision import dtype_policy
+
+    with dtype_policy("mixed_bfloat16"):
+        model = create_model("permutenet_resnet18", num_classes=9, input_shape=(96, 96, 3), width=0.0625, permutation_seed=0)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    patches = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    canvases = CanvasPlacement(grid=3)((patches, np.arange(8) % 9))
+    loss = float(model.train_on_batch(canvases, np.arange(8) % 9))
+    assert np.isfinite(loss) and model.predict_on_batch(canvases).shape == (8, 9) and count_flops(model) > 0
+
+
+def test_recipe_datasets_feed_model_fit_and_evaluate(tiny_npz):
+    from pcw_keras import recipes
+
+    recipe = recipes.load("image-3x3-permutenet", **{"data.source": tiny_npz, "model.width": 0.0625, "training.batch_size": 16})
+    data = recipe.datasets()
+    model = recipe.build_model(class_names=data.train_images.class_names)
+    history = model.fit(data.train, validation_data=data.validation, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and "val_accuracy" in history.history
+    scores = recipe.evaluate(model, data.test_images)
+    assert 0.0 <= scores["accuracy"] <= 1.0 and len(scores["per_cell_accuracy"]) == 9
+
+
+def _train(run_dir: Path, data: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pcw_keras.cli", "train", "location-3x3-gapnet", "--data", data, "--epochs", "3",
+               "--set", "model.width=0.0625", "--set", "training.batch_size=16", "--out", str(run_dir)]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_pcw_train_writes_a_run_and_resumes_it_exactly_after_sigkill(tmp_path, tiny_npz):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = _train(whole, tiny_npz)
+    interrupted = _train(killed, tiny_npz)
+    state = killed / "backup" / "state.json"
+    deadline = time.monotonic() + 600
+    while not (state.exists() and json.loads(state.read_text())["epoch"] >= 1):
+        assert interrupted.poll() is None, interrupted.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "no epoch finished in time"
+        time.sleep(0.2)
+    interrupted.send_signal(signal.SIGKILL)
+    interrupted.wait()
+    out, _ = uninterrupted.communicate(timeout=600)
+    assert uninterrupted.returncode == 0, out[-3000:]
+    resumed = _train(killed, tiny_npz)
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+
+    for name in ("recipe.yaml", "metrics.csv", "best.keras", "last.keras", "best.json", "results.json"):
+        assert (killed / name).is_file(), name
+    assert not (killed / "backup").exists() and not list(killed.rglob("*.tmp"))
+    expected, got = _rows(whole), _rows(killed)
+    assert [row["epoch"] for row in got] == ["0", "1", "2"]
+    for want, have in zip(expected, got):
+        for key in want:
+            assert float(have[key]) == pytest.approx(float(want[key]), rel=1e-6, abs=1e-6), (key, want, have)
+    results = json.loads((killed / "results.json").read_text())
+    assert results["epochs"] == 3 and 0.0 <= results["test_accuracy_best"] <= 1.0
+
+    evaluate = subprocess.run([sys.executable, "-m", "pcw_keras.cli", "evaluate", str(killed)], env=dict(os.environ, KERAS_BACKEND="jax"),
+                              capture_output=True, text=True, timeout=300)
+    assert evaluate.returncode == 0 and "test accuracy" in evaluate.stdout, evaluate.stderr[-3000:]
+
+
+def test_two_devices_give_the_loss_curve_of_one_device():
+    """``--strategy auto`` under JAX: DataParallel over two virtual CPU devices, same global batch of 16.
+
+    Tolerance 1e-5 relative per step: the two runs differ only in the order
+    of the floating-point reductions across devices.
+    """
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    runs = {}
+    for name in ("auto", "default"):
+        result = subprocess.run([sys.executable, str(SCRIPTS / "train_data_parallel.py"), name], env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert runs["auto"]["replicas"] == 2 and runs["default"]["replicas"] == 1
+    assert len(runs["auto"]["losses"]) == 8
+    np.testing.assert_allclose(runs["auto"]["losses"], runs["default"]["losses"], rtol=1e-5)

@@ -140,7 +140,9 @@ def _recipe(task: str, net: str, plan: DemoPlan, source: str | None, seed: int, 
         overrides.update({
             "model.width": plan.width, "data.limit": plan.train_limit, "data.test_limit": plan.test_limit,
             "training.epochs": plan.location_epochs if task == "location" else plan.image_epochs,
-            "evaluation.passes": plan.passes, "training.jit_compile": plan.jit_compile,
+            "evaluation.passes": plan.passes,
+            # The plan's XLA switch is TensorFlow's; JAX always compiles (off would run op by op).
+            "training.jit_compile": plan.jit_compile if keras.backend.backend() == "tensorflow" else "auto",
             "data.validation_fraction": 0.05,
         })
     return recipes.load(f"{task}-{plan.grid}x{plan.grid}-{net}", **overrides)

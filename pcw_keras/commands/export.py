@@ -50,6 +50,17 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
       pcw export runs/gapnet-loc --format tflite --quantize int8 --out exports/gapnet-int8
       pcw export runs/permutenet --format savedmodel --permutation frozen --out exports/permutenet-sm
     """
+    import importlib.util
+
+    import keras
+
+    if importlib.util.find_spec("tensorflow") is None or keras.backend.backend() != "tensorflow":
+        raise click.ClickException(
+            "pcw export converts with TensorFlow (SavedModel, TFLite): run it under KERAS_BACKEND=tensorflow "
+            "with TensorFlow installed (pip install -e \".[cpu]\"). A run trained under JAX exports as it is: "
+            f"its .keras files are backend-neutral. Here: backend {keras.backend.backend()!r}, "
+            f"TensorFlow {'installed' if importlib.util.find_spec('tensorflow') else 'not installed'}."
+        )
     from pcw_keras.export import ExportCheckError, export_model
 
     try:

@@ -43,7 +43,14 @@ def _check_same_recipe(run_dir: str, recipe: Recipe) -> None:
             )
 
 
-def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto", verbose: int | str = "auto") -> dict:
+def train(
+    recipe: Recipe,
+    run_dir: str | os.PathLike,
+    *,
+    strategy: str = "auto",
+    verbose: int | str = "auto",
+    extra_callbacks: list | None = None,
+) -> dict:
     """Trains ``recipe`` into ``run_dir`` (resuming it if it was interrupted) and evaluates it.
 
     Parameters
@@ -57,6 +64,8 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
     verbose : int or "auto"
         Keras' progress display; ``"auto"`` is a progress bar on a terminal
         and one line per epoch otherwise (a log file, CI).
+    extra_callbacks : list of keras.callbacks.Callback, optional
+        Called before the run directory's own callbacks (e.g. a step timer).
 
     Returns
     -------
@@ -81,7 +90,8 @@ def train(recipe: Recipe, run_dir: str | os.PathLike, *, strategy: str = "auto",
         data.train,
         validation_data=data.validation,
         epochs=recipe.epochs,
-        callbacks=[SyncDataEpoch(data.train), *resume_callbacks(run_dir, monitor="val_accuracy", mode="max")],
+        callbacks=[SyncDataEpoch(data.train), *(extra_callbacks or []),
+                   *resume_callbacks(run_dir, monitor="val_accuracy", mode="max")],
         verbose=progress_verbosity(verbose),
         shuffle=False,  # the datasets shuffle per epoch themselves; Keras would reorder batches with Python's RNG
     )

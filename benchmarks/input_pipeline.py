@@ -84,12 +84,16 @@ def numpy_loop(images, grid, batch_size, batches, rng):
 
 
 def dataset_loop(dataset, batches, batch_size, warmup: int = 20):
-    """Times ``batches`` batches of one long-lived iterator, as a training loop reads them.
+    """Times ``batches`` batches of the dataset, read in order epoch after epoch, as a training loop reads them.
 
-    The iterator is made and warmed up once (tracing, compilation, prefetch
-    buffers filled), so each timed run measures the steady state.
+    ``warmup`` batches are read first, so each timed run measures the steady state.
     """
-    iterator = iter(dataset.repeat())
+
+    def endless():
+        while True:
+            yield from dataset
+
+    iterator = endless()
     for _ in range(warmup):
         next(iterator)
 

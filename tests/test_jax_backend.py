@@ -120,3 +120,17 @@ def test_two_devices_give_the_loss_curve_of_one_device():
     assert runs["auto"]["replicas"] == 2 and runs["default"]["replicas"] == 1
     assert len(runs["auto"]["losses"]) == 8
     np.testing.assert_allclose(runs["auto"]["losses"], runs["default"]["losses"], rtol=1e-5)
+
+
+def test_gpu_check_script_runs_at_a_tiny_size(tmp_path, tiny_npz):
+    """benchmarks/gpu_check.py, as the GPU machines run it, on the CPU at width 1/16 and 160 images."""
+    script = Path(__file__).parents[1] / "benchmarks" / "gpu_check.py"
+    command = [sys.executable, str(script), "--data", tiny_npz, "--out", str(tmp_path), "--width", "0.0625",
+               "--warmup", "2", "--matmul-size", "256", "--nets", "gapnet", "permutenet"]
+    result = subprocess.run(command, env=dict(os.environ, KERAS_BACKEND="jax"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["backend"] == "jax" and [row["net"] for row in report["results"]] == ["gapnet", "permutenet"]
+    for row in report["results"]:
+        assert row["train_images_per_s"] > 0 and 0 < row["train_mfu"] < 1
+        assert 0 <= row["test_accuracy"] <= 1 and row["precision"] == "mixed_bfloat16"

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from pcw_keras.layers.shift import FILLS
+from pcw_keras.choices import FILLS
 
 RESULT_FILE = "consistency.json"
 CURVE_CSV = "consistency_curve.csv"

@@ -4,10 +4,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from pcw_keras.choices import FILLS
 from pcw_keras.layers._checks import check_choice, check_int_range
 from pcw_keras.layers.padding import pad2d
-
-FILLS = ("zero", "reflect", "replicate")
 
 
 @keras.saving.register_keras_serializable(package="pcw_keras")

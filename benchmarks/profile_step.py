@@ -5,11 +5,13 @@ loss, data), warms up, then records ``--steps`` training steps and inference
 batches with the backend's profiler (``tf.profiler.experimental`` under
 TensorFlow, ``jax.profiler`` under JAX; both write an XSpace trace) and sums,
 over the host threads, the *self* time of every traced event (its duration
-less its nested events'). Events are grouped by kind: the op type after the
+less its nested events'). Op events are grouped by kind: the op type after the
 ``:`` of a TensorFlow op event (``name:Conv2DBackpropFilter``), or the HLO
-instruction name without its ``.N`` suffix under JAX/XLA (``convolution``,
-``loop_fusion``...). Reports per kind: milliseconds per step and share of the
-traced time, for the top ``--top`` kinds.
+instruction name without its ``.N`` suffix under JAX/XLA (``ynn_fusion``,
+``convolution``, ``loop_fusion``...). Reports per kind milliseconds of thread
+time per step and share of all op time (top ``--top`` kinds), the share of
+convolutions and matrix products, and apart from the ops the runtime events
+(the Python thread waiting on the step, executor bookkeeping).
 
 Usage (the backend comes from ``KERAS_BACKEND``)::
 
@@ -87,15 +89,20 @@ def _self_times(events):
     return totals
 
 
-_PYTHON_FRAME = re.compile(r"^\$|\.py[:(]|^<")
+_TF_OP = re.compile(r"^[^\s:]+:[A-Z_][A-Za-z0-9_]*$")  # "scope/name:OpType"
+_HLO_OP = re.compile(r"^[a-z][a-z0-9_\-]*(\.\d+)*$")  # "loop_fusion.3", "convolution", "ynn_fusion"
+_MATRIX = re.compile(r"conv|dot|matmul|gemm|ynn_fusion|xnn_fusion|onednn", re.IGNORECASE)
 
 
-def _kind(name: str) -> str:
-    if _PYTHON_FRAME.search(name):
-        return "python"
-    if ":" in name and "::" not in name:
-        return name.rsplit(":", 1)[1] or name
-    return re.sub(r"(\.\d+)+$", "", name)
+def _kind(name: str, backend: str) -> tuple:
+    """(kind, is_op): the op type of an op event, or the event name of runtime/Python/waiting events."""
+    if backend == "tensorflow" and _TF_OP.match(name):
+        return name.rsplit(":", 1)[1], True
+    if backend == "jax" and _HLO_OP.match(name):
+        return re.sub(r"(\.\d+)+$", "", name), True
+    if re.search(r"^\$|\.py[:(]", name):
+        return "python", False
+    return name, False
 
 
 def profile(run, steps: int, logdir: str) -> dict:
@@ -122,23 +129,26 @@ def profile(run, steps: int, logdir: str) -> dict:
     if not files:
         raise RuntimeError(f"the profiler wrote no *.xplane.pb under {logdir}")
     totals = _self_times(_events_from_xspace(files[-1]))
-    kinds = collections.Counter()
+    ops, runtime = collections.Counter(), collections.Counter()
     for name, ns in totals.items():
-        kinds[_kind(name)] += ns
-    traced = sum(kinds.values())
-    return {"wall_ms_per_step": round(1e3 * wall / steps, 1), "traced_thread_ms_per_step": round(traced / 1e6 / steps, 1),
-            "kinds": kinds, "names": totals, "traced": traced}
+        kind, is_op = _kind(name, backend)
+        (ops if is_op else runtime)[kind] += ns
+    return {"wall_ms_per_step": round(1e3 * wall / steps, 1), "ops": ops, "runtime": runtime}
 
 
 def summarise(result: dict, steps: int, top: int) -> dict:
-    traced = result["traced"] or 1
+    """Op time per kind (shares of all op time), the matrix-product share, and the runtime events apart."""
+    ops, runtime = result["ops"], result["runtime"]
+    op_total = sum(ops.values()) or 1
+    matrix = sum(ns for kind, ns in ops.items() if _MATRIX.search(kind))
+    ms = lambda ns: round(ns / 1e6 / steps, 2)  # noqa: E731
     return {
         "wall_ms_per_step": result["wall_ms_per_step"],
-        "traced_thread_ms_per_step": result["traced_thread_ms_per_step"],
-        "top_kinds": [{"kind": kind, "ms_per_step": round(ns / 1e6 / steps, 2), "share": round(ns / traced, 3)}
-                      for kind, ns in result["kinds"].most_common(top)],
-        "top_events": [{"name": name[:120], "ms_per_step": round(ns / 1e6 / steps, 2), "share": round(ns / traced, 3)}
-                       for name, ns in result["names"].most_common(top)],
+        "op_thread_ms_per_step": ms(op_total),
+        "convolution_and_matmul_share": round(matrix / op_total, 3),
+        "top_ops": [{"kind": kind, "ms_per_step": ms(ns), "share": round(ns / op_total, 3)}
+                    for kind, ns in ops.most_common(top)],
+        "runtime_events": [{"name": name[:120], "ms_per_step": ms(ns)} for name, ns in runtime.most_common(6)],
     }
 
 

@@ -13,7 +13,10 @@ Backends: ``--backends tensorflow jax`` (the default: both) re-runs this
 script once per backend in a child process with ``KERAS_BACKEND`` set (Keras
 picks its backend once, at import); each child prints its own JSON and the
 parent prints one object with every backend's rows and, per configuration,
-the ratio JAX / TensorFlow. JAX always compiles (``jax.jit``), so its rows
+the ratio JAX / TensorFlow. ``--backends`` also takes ``jax-no-ynn-conv``:
+JAX with ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``
+(XLA:CPU's convolutions kept off YNNPACK; measured faster to train on CPU).
+JAX always compiles (``jax.jit``), so its rows
 are ``jit: true`` whatever ``--jit`` says; ``--jit`` applies to TensorFlow
 (whose measured-faster CPU setting is off).
 
@@ -44,6 +47,14 @@ import subprocess
 import sys
 import time
 
+#: Keras runs the parent can start: name -> (KERAS_BACKEND, extra environment of the child).
+#: ``jax-no-ynn-conv`` keeps XLA:CPU's convolutions off YNNPACK (jaxlib 0.10 sends
+#: them there by default; its backward convolutions measured about half the speed).
+BACKEND_VARIANTS = {
+    "tensorflow": ("tensorflow", {}),
+    "jax": ("jax", {}),
+    "jax-no-ynn-conv": ("jax", {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"}),
+}
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_torch_bench.py")
 #: The peer's autocast setting for each Keras precision it has a counterpart for.
 PEER_PRECISIONS = {"float32": False, "mixed_bfloat16": True}
@@ -136,16 +147,17 @@ def _load() -> list:
     return [round(value, 2) for value in os.getloadavg()]
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> dict:
-    """One child process on ``backend``; its JSON (its per-row progress goes to stderr)."""
-    env = dict(os.environ, KERAS_BACKEND=backend)
+def run_backend(variant: str, args: argparse.Namespace) -> dict:
+    """One child process on the backend of ``variant``; its JSON (its per-row progress goes to stderr)."""
+    backend, extra = BACKEND_VARIANTS[variant]
+    env = dict(os.environ, KERAS_BACKEND=backend, **extra)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    print(f"[{time.strftime('%H:%M:%S')}] keras on {backend}", file=sys.stderr, flush=True)
+    print(f"[{time.strftime('%H:%M:%S')}] keras on {variant} {extra or ''}", file=sys.stderr, flush=True)
     began, load = time.time(), _load()
     out = subprocess.run(_child_argv(args), env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
     result = json.loads(out)
     result["began"], result["seconds"] = time.strftime("%H:%M:%S", time.gmtime(began)), round(time.time() - began, 1)
-    result["load_before"] = load
+    result["load_before"], result["variant"], result["child_env"] = load, variant, extra
     return result
 
 
@@ -223,13 +235,13 @@ def compare(args: argparse.Namespace) -> dict:
                 row["train_vs_peer"] = round(row["train_images_per_s"] / match["train_images_per_s"], 3)
                 row["infer_vs_peer"] = round(row["infer_images_per_s"] / match["infer_images_per_s"], 3)
     ratios = []
-    if "tensorflow" in rows and "jax" in rows:
-        jax_by_key = {_key(row): row for row in rows["jax"]}
+    for variant in [v for v in rows if BACKEND_VARIANTS[v][0] == "jax"] if "tensorflow" in rows else []:
+        jax_by_key = {_key(row): row for row in rows[variant]}
         for tf_row in rows["tensorflow"]:
             jax_row = jax_by_key.get(_key(tf_row))
             if jax_row:
                 ratios.append({
-                    "net": tf_row["net"], "grid": tf_row["grid"], "width": tf_row["width"],
+                    "jax": variant, "net": tf_row["net"], "grid": tf_row["grid"], "width": tf_row["width"],
                     "precision": tf_row["precision"], "tensorflow_jit": tf_row["jit"],
                     "train_jax_over_tensorflow": round(jax_row["train_images_per_s"] / tf_row["train_images_per_s"], 3),
                     "infer_jax_over_tensorflow": round(jax_row["infer_images_per_s"] / tf_row["infer_images_per_s"], 3),
@@ -241,7 +253,7 @@ def compare(args: argparse.Namespace) -> dict:
         "backends": {backend: {k: v for k, v in runs[0].items() if k != "results"} | {
             "matmul_gflops_by_dtype_runs": [run["matmul_gflops_by_dtype"] for run in runs]}
             for backend, runs in keras_runs.items()},
-        "rows": [dict(row, backend=backend) for backend, backend_rows in rows.items() for row in backend_rows],
+        "rows": [dict(row, backend=backend, keras_backend=BACKEND_VARIANTS[backend][0]) for backend, backend_rows in rows.items() for row in backend_rows],
         "jax_over_tensorflow": ratios,
         "peer": peer, "peer_runs": peer_runs,
         "keras_runs": keras_runs,
@@ -259,8 +271,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=48)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"], choices=["tensorflow", "jax"],
-                        help="Keras backends, each measured in its own child process.")
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "jax"], choices=list(BACKEND_VARIANTS),
+                        help="Keras backends, each measured in its own child process (jax-no-ynn-conv: JAX with "
+                             "XLA_FLAGS=" + BACKEND_VARIANTS["jax-no-ynn-conv"][1]["XLA_FLAGS"] + ").")
     parser.add_argument("--peer", metavar="PATH_TO_TORCH_PYTHON",
                         help="Python with torch: run benchmarks/peer_torch_bench.py (channels_last; bf16 autocast for "
                              "mixed_bfloat16) before and after the Keras runs; ratios against the peer's median.")

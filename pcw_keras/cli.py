@@ -10,19 +10,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import click  # noqa: E402
 
 from pcw_keras import commands  # noqa: E402
+from pcw_keras.backends import BACKEND_CHOICES, apply_backend  # noqa: E402
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pcw_keras")
-def main() -> None:
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+              help="Keras backend. auto: KERAS_BACKEND if set, JAX on an NVIDIA GPU, "
+                   "else the installed backend measured faster on this kind of device.")
+def main(backend: str) -> None:
     """pcw: position information encoded channel-wise in CNNs (Islam et al., ICCV 2021).
 
     Start with `pcw demo`: it trains GAPNet and PermuteNet on the canvas tasks
     and prints the paper's table. `pcw recipes` lists the named experiments;
     `pcw train NAME` runs one.
     """
+    try:
+        apply_backend(backend)
+    except (ImportError, ValueError, RuntimeError) as error:
+        raise click.UsageError(str(error)) from None
 
 
 @main.command("recipes")
@@ -61,7 +69,8 @@ def _overrides(data, epochs, batch_size, seed, sets) -> dict:
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default: runs/<recipe>). Rerun to resume.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field, e.g. --set model.width=0.25.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
-              help="tf.distribute strategy; auto picks multi-worker from TF_CONFIG, mirrored on several GPUs.")
+              help="TensorFlow: auto picks multi-worker from TF_CONFIG, mirrored on several GPUs. "
+                   "JAX: auto is keras.distribution.DataParallel over all devices (and KERAS_DISTRIBUTION_* hosts).")
 def train_command(recipe, data, epochs, batch_size, seed, out, sets, strategy) -> None:
     """Train RECIPE (a name from `pcw recipes` or a .yaml file) into a run directory.
 

@@ -118,3 +118,31 @@ def test_demo_summary_follows_the_numbers():
     assert is_rising([0.084, 0.04, 0.156, 0.104, 0.18, 0.196, 0.152, 0.176, 0.2, 0.124])  # a measured demo curve
     table = format_table(_demo_results(1.0, 0.2, 0.5, 0.45, []))
     assert "GAPNet" in table and "100.0%" in table and "11.1%" in table
+
+
+def test_help_imports_neither_keras_nor_tensorflow():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from pcw_keras.cli import main\n"
+        "result = CliRunner().invoke(main, ['--help'])\n"
+        "assert result.exit_code == 0 and '--backend' in result.output, result.output\n"
+        "print(sorted(name for name in ('keras', 'tensorflow', 'jax') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_backend_option_names_a_backend_that_is_not_installed(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real_find_spec(name, *a))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    result = CliRunner().invoke(main, ["--backend", "jax", "recipes"])
+    assert result.exit_code != 0 and "'jax'" in result.output and "not installed" in result.output
+    assert invoke("--backend", "nope", "recipes").exit_code != 0

@@ -55,34 +55,18 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from pcw_keras.io import atomic_path, write_text_atomic
 from pcw_keras.training.strategy import is_chief, model_strategy, write_dir
 
 logger = logging.getLogger(__name__)
 
 MODES = ("max", "min")
 STATE_FILE = "state.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _chief(model: keras.Model) -> bool:
@@ -99,10 +83,8 @@ def _save_model_atomic(model: keras.Model, path: Path) -> None:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
@@ -199,7 +181,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.model.save_weights(self._dir / weights, overwrite=True)
         self._save_extra(self._dir / extra)
         # The rename of state.json commits this backup.
-        _atomic_write_text(self._state_path, json.dumps({"epoch": epoch + 1, "weights": weights, "extra": extra}))
+        write_text_atomic(self._state_path, json.dumps({"epoch": epoch + 1, "weights": weights, "extra": extra}))
         for old in self._dir.glob("epoch-*"):
             if not old.name.startswith(stem):
                 old.unlink()
@@ -263,7 +245,7 @@ class ResumableCSVLogger(keras.callbacks.Callback):
                 writer = csv.DictWriter(buffer, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(row for row in rows if int(row["epoch"]) < epoch)
-            _atomic_write_text(self.path, buffer.text)
+            write_text_atomic(self.path, buffer.text)
 
     def on_epoch_end(self, epoch, logs=None):
         if not _chief(self.model):
@@ -368,7 +350,7 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         _save_model_atomic(self.model, self.path)
         if _chief(self.model):
             record = {"monitor": self.monitor, "mode": self.mode, "value": value, "epoch": epoch}
-            _atomic_write_text(self.record_path, json.dumps(record))
+            write_text_atomic(self.record_path, json.dumps(record))
 
 
 class SyncWorkerStatistics(keras.callbacks.Callback):

@@ -15,19 +15,13 @@ import time
 
 import keras
 
+from pcw_keras.io import write_text_atomic
 from pcw_keras.recipes import Recipe
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
 
 RECIPE_FILE = "recipe.yaml"
 RESULTS_FILE = "results.json"
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _check_same_recipe(run_dir: str, recipe: Recipe) -> None:
@@ -77,7 +71,7 @@ def train(
     out = write_dir(run_dir, distribution)
     os.makedirs(out, exist_ok=True)
     _check_same_recipe(out, recipe)
-    _write_text_atomic(os.path.join(out, RECIPE_FILE), recipe.to_yaml())
+    write_text_atomic(os.path.join(out, RECIPE_FILE), recipe.to_yaml())
     print(f"pcw: {recipe.name} -> {run_dir} ({describe_strategy(distribution)})")
 
     seed = recipe["training"]["seed"]
@@ -171,5 +165,5 @@ def evaluate_run(
                 results[f"{key}_{which}"] = scores[key]
     results["chance"] = 1.0 / recipe.num_classes(test_images.class_names)
     results.update(extra or {})
-    _write_text_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(results, indent=2))
+    write_text_atomic(os.path.join(run_dir, RESULTS_FILE), json.dumps(results, indent=2))
     return results

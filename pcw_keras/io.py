@@ -1,0 +1,62 @@
+"""Durable, atomic file writes: the one helper every writer of the package goes through.
+
+A file is written under a temporary name in its folder, flushed and
+``fsync``-ed, renamed over the target (the rename is the commit), and the
+folder is ``fsync``-ed so that the rename itself survives a power cut. A
+reader therefore sees the old file or the new one, never a half-written or
+empty one; a failure removes the temporary file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename or a new file in it) to the disk; a no-op where folders cannot be opened."""
+    try:
+        handle = os.open(os.fspath(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
+    """A temporary path beside ``path`` to write to; on success it is synced and renamed over ``path``.
+
+    ``suffix`` ends the temporary name (a writer that infers the format from
+    the extension, such as ``model.save``, needs ``".keras"``).
+
+    Example
+    -------
+    >>> with atomic_path("out/model.keras", suffix=".keras") as tmp:  # doctest: +SKIP
+    ...     model.save(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` durably and atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)

@@ -1,0 +1,68 @@
+"""``pcw reproduce TABLE``: fill one of the paper's tables, cell by cell, resumably."""
+from __future__ import annotations
+
+import os
+
+import click
+
+TABLE_NAMES = ("channels", "translation")
+SCALE_NAMES = ("paper", "reduced", "demo")
+
+
+def _names(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in _names(text)]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers >= 0, e.g. 0,1,2. Received: {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"expected distinct integers >= 0, e.g. 0,1,2. Received: {text!r}")
+    return seeds
+
+
+@click.command("reproduce")
+@click.argument("table", type=click.Choice(TABLE_NAMES))
+@click.option("--scale", type=click.Choice(SCALE_NAMES), default="reduced", show_default=True,
+              help="paper: the recipes as they are. reduced: width 1/8, all images, the paper's epochs. "
+                   "demo: pcw demo's budget.")
+@click.option("--cells", metavar="NAME,NAME", help="Only these cells (recipe names; default: the whole table).")
+@click.option("--seeds", "seeds_text", default="0", show_default=True, metavar="0,1,2", help="One run per seed and cell.")
+@click.option("--data", metavar="SOURCE", help="CIFAR-10 source for the cells that train on CIFAR-10 (image folder, .tar.gz, ...).")
+@click.option("--data-cifar100", metavar="SOURCE", help="CIFAR-100 source for the CIFAR-100 cells.")
+@click.option("--out", default=os.path.join("runs", "reproduce"), show_default=True, type=click.Path(file_okay=False),
+              help="Runs go to OUT/TABLE/CELL/seed-N; results.md and results.png to OUT/TABLE.")
+@click.option("--estimate-only", is_flag=True, help="Print the time estimate and stop.")
+def command(table, scale, cells, seeds_text, data, data_cifar100, out, estimate_only) -> None:
+    """Reproduce TABLE of the paper: channels (Table 1, 8 cells) or translation (Table 2, 6 cells).
+
+    Each cell is a `pcw train` run of its recipe in its own run directory. Before
+    starting, it prints an estimate for this machine from a measured training
+    step. Killed, the same command resumes the cell it was in and skips the
+    finished ones. After each cell it rewrites OUT/TABLE/results.md (the paper's
+    value beside the mean ± std over seeds, with the scale and the hardware) and
+    a bar chart, results.png.
+
+    \b
+    Example:
+      pcw reproduce channels --scale demo --cells location-3x3-gapnet,location-3x3-permutenet \\
+          --data ../shared/data/cifar10-jpeg.tar.gz
+    """
+    from pcw_keras import reproduce
+
+    seeds = _seeds(seeds_text)
+    sources = {key: value for key, value in (("cifar10", data), ("cifar100", data_cifar100)) if value}
+    try:
+        chosen = reproduce.table_cells(table, _names(cells))
+        plan = reproduce.plan(table, chosen, scale, seeds, sources, out)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(reproduce.format_plan(plan))
+    if estimate_only:
+        return
+    try:
+        reproduce.run(table, chosen, scale, seeds, plan, out, echo=click.echo)
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None

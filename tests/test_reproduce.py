@@ -1,0 +1,90 @@
+"""`pcw reproduce`: the paper's tables, their scales, the report, and a resumable run of two cells."""
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from pcw_keras import reproduce
+from pcw_keras.cli import main
+
+
+def test_tables_hold_the_papers_cells_and_values():
+    channels = {cell.recipe: cell.paper["accuracy"] for cell in reproduce.TABLES["channels"]}
+    assert len(channels) == 8 and channels["location-7x7-permutenet"] == 21.4 and channels["image-3x3-gapnet"] == 82.6
+    translation = {cell.recipe: cell.paper for cell in reproduce.TABLES["translation"]}
+    assert len(translation) == 6 and translation["cifar100-resnet18-augshift"] == {"top1": 72.6, "consistency": 85.6}
+    with pytest.raises(ValueError, match="Its cells: location-3x3-gapnet"):
+        reproduce.table_cells("channels", ["location-3x3-resnet"])
+    with pytest.raises(ValueError, match="channels, translation"):
+        reproduce.table_cells("segmentation")
+
+
+def test_scales_set_width_epochs_and_sources():
+    cell = reproduce.table_cells("channels", ["image-3x3-permutenet"])[0]
+    paper = reproduce.cell_recipe(cell, "paper", seed=2)
+    assert (paper["model"]["width"], paper.epochs, paper["training"]["seed"]) == (1.0, 20, 2)
+    reduced = reproduce.cell_recipe(cell, "reduced", seed=0, data={"cifar10": "/data/cifar10"})
+    assert (reduced["model"]["width"], reduced.epochs, reduced["data"]["source"]) == (0.125, 20, "/data/cifar10")
+    assert reduced["data"]["limit"] is None  # every training image: the paper's step count
+    demo = reproduce.cell_recipe(cell, "demo", seed=0)
+    assert (demo["model"]["width"], demo.epochs, demo["data"]["source"]) == (0.125, 10, "cifar10-mini")
+    c100 = reproduce.cell_recipe(reproduce.table_cells("translation", ["cifar100-resnet18"])[0], "reduced", 0,
+                                 data={"cifar10": "/data/cifar10"})
+    assert c100["data"]["source"] == "cifar100"  # a CIFAR-10 source is not given to a CIFAR-100 cell
+    with pytest.raises(ValueError, match="paper, reduced, demo"):
+        reproduce.cell_recipe(cell, "tiny", seed=0)
+
+
+def test_kept_share_is_permutenets_share_of_gapnets_above_chance_accuracy():
+    assert reproduce.kept_share(78.8, 100.0, 100 / 9) == pytest.approx(0.7615, abs=1e-3)
+    assert reproduce.kept_share(50.0, 10.0, 10.0) is None  # GAPNet at chance: no share to keep
+
+
+def _fake_run(out, table, cell, seed, accuracy, chance, consistency=None):
+    path = reproduce.run_dir(out, table, reproduce.table_cells(table, [cell])[0], seed)
+    os.makedirs(path)
+    results = {"test_accuracy_best": accuracy, "chance": chance}
+    if consistency is not None:
+        results["consistency_best"] = consistency
+    with open(os.path.join(path, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(results, handle)
+
+
+def test_report_puts_mean_and_std_over_seeds_beside_the_paper(tmp_path):
+    out = str(tmp_path)
+    for seed, (g, p) in enumerate([(1.0, 0.2), (1.0, 0.3)]):
+        _fake_run(out, "channels", "location-3x3-gapnet", seed, g, 1 / 9)
+        _fake_run(out, "channels", "location-3x3-permutenet", seed, p, 1 / 9)
+    cells = reproduce.table_cells("channels", ["location-3x3-gapnet", "location-3x3-permutenet"])
+    rows = reproduce.summarize("channels", cells, "demo", [0, 1, 2], out)
+    permutenet = rows[1]
+    assert permutenet["seeds"] == 2 and permutenet["mean"] == pytest.approx(25.0)
+    assert permutenet["std"] == pytest.approx(7.0711, abs=1e-3) and permutenet["paper"] == 78.8
+    markdown, chart = reproduce.write_report("channels", rows, "demo", [0, 1, 2], out)
+    text = open(markdown, encoding="utf-8").read()
+    assert "| location-3x3-permutenet | accuracy | 78.8 | 25.0 ± 7.1 | 2/3 |" in text
+    assert "demo scale" in text and "CPU cores" in text
+    assert "PermuteNet keeps 16% of GAPNet's above-chance accuracy here, 76% in the paper" in text
+    assert os.path.getsize(chart) > 1000
+
+
+def test_reproduce_runs_cells_then_skips_them_when_rerun(tmp_path, tiny_npz):
+    args = ["reproduce", "channels", "--scale", "demo", "--cells", "location-3x3-gapnet", "--data", tiny_npz,
+            "--out", str(tmp_path)]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "estimate for this machine" in first.output and "| location-3x3-gapnet | accuracy | 100.0 |" in first.output
+    run = tmp_path / "channels" / "location-3x3-gapnet" / "seed-0"
+    assert (run / "results.json").is_file() and (tmp_path / "channels" / "results.png").is_file()
+    stamp = (run / "results.json").stat().st_mtime_ns
+    again = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "is finished" in again.output and "done" in again.output
+    assert (run / "results.json").stat().st_mtime_ns == stamp
+
+
+def test_bad_seeds_and_cells_are_named(tmp_path):
+    result = CliRunner().invoke(main, ["reproduce", "channels", "--seeds", "0,x", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "0,x" in result.output
+    result = CliRunner().invoke(main, ["reproduce", "channels", "--cells", "nope", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "nope" in result.output

@@ -169,6 +169,7 @@ def demo_command(quick, full, data, seed, out) -> None:
     click.echo(format_table(results))
     click.echo("")
     click.echo(results["summary"])
+    click.echo(results["kept_share_line"])
     click.echo(f"Written to {out}/: results.json, results.md, location_cells_*.png, location_examples.png")
 
 

@@ -92,7 +92,8 @@ def test_demo_quick_end_to_end(tmp_path):
         assert all(0 <= v <= 1 for v in results[name].values())
     assert results["chance"]["location"] == pytest.approx(1 / 9)
     assert len(results["runs"]["location-gapnet"]["per_cell_accuracy"]) == 9
-    assert "| GAPNet |" in (out / "results.md").read_text()
+    assert "| GAPNet |" in (out / "results.md").read_text() and "| PermuteNet (paper) |" in (out / "results.md").read_text()
+    assert "GAPNet's above-chance location accuracy" in result.output and set(results["kept_share"]) == {"location", "image"}
     for picture in ("location_cells_gapnet.png", "location_cells_permutenet.png", "location_examples.png"):
         with Image.open(out / picture) as image:
             assert image.format == "PNG" and image.size[0] > 200
@@ -118,6 +119,34 @@ def test_demo_summary_follows_the_numbers():
     assert is_rising([0.084, 0.04, 0.156, 0.104, 0.18, 0.196, 0.152, 0.176, 0.2, 0.124])  # a measured demo curve
     table = format_table(_demo_results(1.0, 0.2, 0.5, 0.45, []))
     assert "GAPNet" in table and "100.0%" in table and "11.1%" in table
+    assert "PermuteNet (paper)" in table and "78.8%" in table and "82.1%" in table
+
+
+def test_demo_states_the_kept_share_asymmetry_and_the_papers():
+    from pcw_keras.demo import kept_shares, share_line
+
+    # The demo budget's measured figures: location 100 / 11.6, image 41.3 / 23.6.
+    results = _demo_results(1.0, 0.116, 0.413, 0.236, [])
+    shares = kept_shares(results)
+    assert shares["location"] == pytest.approx(0.0056, abs=1e-3) and shares["image"] == pytest.approx(0.435, abs=1e-3)
+    line = share_line(results)
+    assert "keeps 1% of GAPNet's above-chance location accuracy and 43% of its image accuracy" in line
+    assert "the paper, full scale: 76% and 99%" in line and "costs position more than semantics" in line
+
+
+def test_demo_progress_prints_lines_every_five_percent_in_a_log():
+    import io
+
+    from pcw_keras.demo import _ProgressBar
+
+    log = io.StringIO()
+    bar = _ProgressBar(total_steps=200, total_models=1, stream=log)
+    bar.start_model("location GAPNet")
+    for step in range(200):
+        bar.on_train_batch_end(step)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and 20 <= len(lines) <= 23 and lines[-1].startswith("[####")
 
 
 def test_help_imports_neither_keras_nor_tensorflow():

@@ -31,6 +31,34 @@ def main(backend: str) -> None:
         apply_backend(backend)
     except (ImportError, ValueError, RuntimeError) as error:
         raise click.UsageError(str(error)) from None
+    context = click.get_current_context()
+    if context.invoked_subcommand not in KERAS_FREE_COMMANDS and not HELP_OPTIONS & set(sys.argv[1:]):
+        _import_keras_quietly()
+
+
+KERAS_FREE_COMMANDS = {"recipes"}
+HELP_OPTIONS = {"-h", "--help"}
+
+
+def _import_keras_quietly() -> None:
+    """Import Keras (and its backend) with the native stderr muted.
+
+    TensorFlow's C++ runtime prints its start-up notices (the oneDNN notice,
+    absl's "log messages before InitializeLog" warning) straight to file
+    descriptor 2 while it loads, before ``TF_CPP_MIN_LOG_LEVEL`` applies: they
+    are noise for every command. Python's own errors still reach the user,
+    raised after the descriptor is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @main.command("recipes")

@@ -175,3 +175,13 @@ def test_backend_option_names_a_backend_that_is_not_installed(monkeypatch):
     result = CliRunner().invoke(main, ["--backend", "jax", "recipes"])
     assert result.exit_code != 0 and "'jax'" in result.output and "not installed" in result.output
     assert invoke("--backend", "nope", "recipes").exit_code != 0
+
+
+def test_commands_do_not_print_tensorflows_start_up_notices(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pcw_keras.cli", "evaluate", str(tmp_path / "none")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "does not exist" in result.stderr
+    assert "oneDNN" not in result.stderr and "InitializeLog" not in result.stderr, result.stderr

@@ -7,6 +7,7 @@ import tensorflow as tf
 from layer_harness import run_layer_test
 from pcw_keras.layers import (
     AugShift,
+    BatchNorm,
     BlurPool2D,
     ChannelPermutation,
     Padding2D,
@@ -14,6 +15,7 @@ from pcw_keras.layers import (
     binomial_filter,
     pad2d,
 )
+from pcw_keras.models.precision import dtype_policy
 
 
 def to_numpy(x):
@@ -31,6 +33,7 @@ def to_numpy(x):
         (AugShift, {"max_shift": 3, "fill": "reflect", "seed": 1}, (2, 8, 8, 3), (2, 8, 8, 3), 1),
         (BlurPool2D, {"filter_size": 3}, (2, 8, 8, 3), (2, 4, 4, 3), 0),
         (Padding2D, {"padding": ((1, 2), (0, 1)), "mode": "circular"}, (2, 5, 5, 3), (2, 8, 6, 3), 0),
+        (BatchNorm, {"momentum": 0.9, "epsilon": 1e-5}, (2, 5, 5, 3), (2, 5, 5, 3), 0),
     ],
 )
 def test_layer_harness(layer_cls, kwargs, shape, out_shape, seeds, tmp_path):
@@ -204,3 +207,39 @@ def test_bad_arguments_raise_value_error(factory, match):
 def test_augshift_reflect_too_large_for_image():
     with pytest.raises(ValueError, match="max_shift"):
         AugShift(max_shift=8, fill="reflect")(np.zeros((1, 8, 8, 1), "float32"), training=True)
+
+
+# --- BatchNorm (the fused kernel on TensorFlow) -------------------------------------------------------
+
+@pytest.mark.parametrize("precision, tolerance", [("float32", 2e-5), ("mixed_bfloat16", 3e-2)])
+def test_batch_norm_matches_keras_batch_normalization(precision, tolerance):
+    """Same outputs, gradients and moving statistics as Keras' layer, in training and in inference."""
+    kwargs = {"momentum": 0.9, "epsilon": 1e-5}
+    with dtype_policy(precision):
+        ours, reference = BatchNorm(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(4, 6, 6, 5)).astype("float32")
+    gamma = rng.uniform(0.5, 1.5, 5).astype("float32")
+    for layer in (ours, reference):
+        layer.build(x.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(np.linspace(-1, 1, 5).astype("float32"))
+    for _ in range(3):
+        trained = [np.asarray(keras.ops.convert_to_numpy(layer(x, training=True)), "float32") for layer in (ours, reference)]
+        np.testing.assert_allclose(trained[0], trained[1], atol=tolerance, rtol=tolerance)
+    assert keras.backend.standardize_dtype(ours(x, training=False).dtype) == ours.compute_dtype
+    np.testing.assert_allclose(to_numpy(ours.moving_mean), to_numpy(reference.moving_mean), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(to_numpy(ours.moving_variance), to_numpy(reference.moving_variance), rtol=1e-3, atol=1e-4)
+    inferred = [np.asarray(keras.ops.convert_to_numpy(layer(x, training=False)), "float32") for layer in (ours, reference)]
+    np.testing.assert_allclose(inferred[0], inferred[1], atol=tolerance, rtol=tolerance)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        grads = []
+        for layer in (ours, reference):
+            with tf.GradientTape() as tape:
+                tape.watch(layer.gamma.value)
+                loss = tf.reduce_sum(tf.cast(layer(x, training=True), tf.float32) ** 2)
+            grads.append(tape.gradient(loss, layer.trainable_variables))
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=max(tolerance, 1e-4) * 10, atol=tolerance * 10)

@@ -1,4 +1,5 @@
 """Keras 3 layers of pcw_keras (``keras.ops`` only: TensorFlow, JAX and PyTorch backends)."""
+from pcw_keras.layers.batch_norm import BatchNorm
 from pcw_keras.layers.blurpool import BlurPool2D, binomial_filter
 from pcw_keras.layers.canvas_placement import CanvasPlacement
 from pcw_keras.layers.channel_mask import ChannelMask
@@ -8,6 +9,7 @@ from pcw_keras.layers.shift import AugShift
 
 __all__ = [
     "AugShift",
+    "BatchNorm",
     "BlurPool2D",
     "CanvasPlacement",
     "ChannelMask",

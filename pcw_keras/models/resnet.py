@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from pcw_keras.layers import BlurPool2D, ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
+from pcw_keras.layers import BatchNorm, BlurPool2D, ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.layers.padding import MODES as PADDING_MODES
 
@@ -35,7 +35,7 @@ def apply_conv_bn(x, filters, kernel_size, strides, padding_mode, name, relu=Tru
     if padding_mode != "none" and pad:
         x = Padding2D(pad, mode=padding_mode, name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import keras
 
-from pcw_keras.layers import Padding2D
+from pcw_keras.layers import BatchNorm, Padding2D
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.models.registry import register_model
 from pcw_keras.models.resnet import BN_EPSILON, BN_MOMENTUM, PADDINGS, resnet
@@ -28,7 +28,7 @@ def _conv_bn_relu(x, filters, kernel_size, name, dilation=1, padding="zero"):
     if kernel_size > 1 and padding != "none":
         x = Padding2D(dilation * (kernel_size - 1) // 2, mode=padding, name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(filters, kernel_size, dilation_rate=dilation, padding="valid", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -14,7 +14,9 @@ The rule of ``"auto"`` (:func:`resolve_backend`):
    measured faster on CPU (:data:`CPU_TRAIN_IMAGES_PER_S`); with only one of
    the two installed, that one.
 
-The CPU figures come from ``docs/bench/train_throughput_backends_cpu.json``
+The CPU figures come from ``docs/bench/train_throughput_fused_bn_cpu.json``
+(TensorFlow, with the fused BatchNorm) and
+``docs/bench/train_throughput_backends_cpu.json`` (JAX)
 (``benchmarks/train_throughput.py --backends tensorflow jax``; GAPNet
 ResNet-18, width 1.0, grid 3 = 96x96, batch 48, 2-core CPU, medians; see
 ``docs/benchmarks.md``, section "Both backends beside PyTorch's best CPU
@@ -48,10 +50,11 @@ _PACKAGES: Dict[str, str] = {"tensorflow": "tensorflow", "jax": "jax"}
 #: policy: GAPNet ResNet-18, width 1.0, 96x96 (grid 3), batch 48, 2-core CPU
 #: (AVX512-BF16 and AMX), tensorflow-cpu 2.21 with oneDNN and XLA off, jax
 #: 0.10.2 (always jit), Keras 3.15; medians of two interleaved runs from
-#: ``docs/bench/train_throughput_backends_cpu.json``. ``"auto"`` compares the
+#: ``docs/bench/train_throughput_fused_bn_cpu.json`` (TensorFlow) and
+#: ``docs/bench/train_throughput_backends_cpu.json`` (JAX). ``"auto"`` compares the
 #: ``"float32"`` entries.
 CPU_TRAIN_IMAGES_PER_S: Dict[str, Dict[str, float]] = {
-    "tensorflow": {"float32": 26.37, "mixed_bfloat16": 50.14},
+    "tensorflow": {"float32": 30.53, "mixed_bfloat16": 78.29},
     # jaxlib's default XLA:CPU flags; with XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution
     # the same run measured 20.35 (float32) and 23.90 (mixed_bfloat16): still below TensorFlow.
     "jax": {"float32": 10.63, "mixed_bfloat16": 9.07},

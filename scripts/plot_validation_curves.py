@@ -17,7 +17,9 @@ import os
 
 
 def read_run(path: str) -> list[float]:
-    with open(os.path.join(path, "metrics.csv"), newline="", encoding="utf-8") as handle:
+    """``val_accuracy`` (percent) per epoch of a run directory or of its ``metrics.csv`` file."""
+    path = os.path.join(path, "metrics.csv") if os.path.isdir(path) else path
+    with open(path, newline="", encoding="utf-8") as handle:
         return [100 * float(row["val_accuracy"]) for row in csv.DictReader(handle)]
 
 

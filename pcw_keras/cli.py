@@ -96,15 +96,18 @@ def _overrides(data, epochs, batch_size, seed, sets) -> dict:
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of data order, placements and weights: same seed, same CPU run.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default: runs/<recipe>). Rerun to resume.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field, e.g. --set model.width=0.25.")
+@click.option("--force", is_flag=True, help="Train again from scratch in a run directory that holds an earlier run.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="TensorFlow: auto picks multi-worker from TF_CONFIG, mirrored on several GPUs. "
                    "JAX: auto is keras.distribution.DataParallel over all devices (and KERAS_DISTRIBUTION_* hosts).")
-def train_command(recipe, data, epochs, batch_size, seed, out, sets, strategy) -> None:
+def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, strategy) -> None:
     """Train RECIPE (a name from `pcw recipes` or a .yaml file) into a run directory.
 
     The run directory gets the resolved recipe.yaml, metrics.csv, TensorBoard
     logs, best.keras, last.keras and results.json. Killed, the same command
-    resumes it from the last completed epoch.
+    resumes it from the last completed epoch. Run again once finished, it says
+    so and changes nothing; with a larger --epochs it trains on from its last
+    epoch; --force trains it again from scratch.
 
     \b
     Example:
@@ -120,7 +123,7 @@ def train_command(recipe, data, epochs, batch_size, seed, out, sets, strategy) -
         raise click.UsageError(str(error)) from None
     run_dir = out or os.path.join("runs", resolved.name)
     try:
-        results = train(resolved, run_dir, strategy=strategy)
+        results = train(resolved, run_dir, strategy=strategy, force=force)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     if results:

@@ -185,3 +185,39 @@ def test_commands_do_not_print_tensorflows_start_up_notices(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "does not exist" in result.stderr
     assert "oneDNN" not in result.stderr and "InitializeLog" not in result.stderr, result.stderr
+
+
+def _snapshot(folder):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_left_alone_and_more_epochs_train_on(tiny_npz, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "location-3x3-gapnet", "--data", tiny_npz, "--out", str(run_dir), *TINY]
+    assert invoke(*args, "--epochs", "1").exit_code == 0
+    before = _snapshot(run_dir)
+    again = invoke(*args, "--epochs", "1")
+    assert again.exit_code == 0 and "is finished" in again.output and "test accuracy" in again.output
+    assert _snapshot(run_dir) == before  # not a byte, not a modification time
+
+    more = invoke(*args, "--epochs", "2")
+    assert more.exit_code == 0 and "continuing from epoch 1" in more.output, more.output
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows] == ["epoch", "0", "1"]  # exactly one more epoch
+    assert json.loads((run_dir / "results.json").read_text())["epochs"] == 2
+
+    fewer = invoke(*args, "--epochs", "1")
+    assert fewer.exit_code != 0 and "--force" in fewer.output
+    forced = invoke(*args, "--epochs", "1", "--force")
+    assert forced.exit_code == 0 and len((run_dir / "metrics.csv").read_text().splitlines()) == 2
+
+
+def test_a_run_killed_during_its_evaluation_is_evaluated_not_retrained(tiny_npz, tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "location-3x3-gapnet", "--data", tiny_npz, "--out", str(run_dir), "--epochs", "1", *TINY]
+    assert invoke(*args).exit_code == 0
+    (run_dir / "results.json").unlink()  # as if killed after training, before results.json
+    stamp = (run_dir / "last.keras").stat().st_mtime_ns
+    again = invoke(*args)
+    assert again.exit_code == 0 and "evaluating" in again.output and (run_dir / "results.json").is_file()
+    assert (run_dir / "last.keras").stat().st_mtime_ns == stamp

@@ -4,7 +4,9 @@ A run directory holds ``recipe.yaml`` (the resolved recipe), ``metrics.csv``,
 TensorBoard logs in ``logs/``, ``best.keras`` (best validation accuracy),
 ``last.keras`` and ``results.json`` (test accuracy of both, as the paper
 measures it). Started again with the same command, a killed run resumes where
-its last completed epoch left it.
+its last completed epoch left it; a finished run says so and is left as it
+is; a larger ``training.epochs`` (``--epochs``) continues a finished run from
+its last epoch; ``force=True`` (``--force``) trains it again from scratch.
 """
 from __future__ import annotations
 
@@ -24,17 +26,67 @@ RECIPE_FILE = "recipe.yaml"
 RESULTS_FILE = "results.json"
 
 
-def _check_same_recipe(run_dir: str, recipe: Recipe) -> None:
-    """A run directory belongs to one recipe: resuming with a different one is refused."""
+RUN_FILES = ("metrics.csv", "best.keras", "best.json", "last.keras", RESULTS_FILE, "backup", "logs")
+
+
+def _stored_epochs(run_dir: str, recipe: Recipe) -> int | None:
+    """The ``training.epochs`` of the run already in ``run_dir`` (None for a new run directory).
+
+    Raises
+    ------
+    ValueError
+        The run directory holds another recipe (anything but the epoch count differs).
+    """
     path = os.path.join(run_dir, RECIPE_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            existing = handle.read()
-        if existing != recipe.to_yaml():
-            raise ValueError(
-                f"Run directory {run_dir!r} holds a run of a different recipe (see its {RECIPE_FILE}). "
-                "Use a new --out, or delete the folder to start over."
-            )
+    if not os.path.exists(path):
+        return None
+    from pcw_keras.recipes import load
+
+    existing = load(path)
+    same_but_epochs = dict(existing.config, training={**existing["training"], "epochs": recipe.epochs})
+    if same_but_epochs != recipe.config:
+        raise ValueError(
+            f"Run directory {run_dir!r} holds a run of a different recipe (see its {RECIPE_FILE}). "
+            "Use a new --out, or --force to train it again from scratch."
+        )
+    return existing.epochs
+
+
+def _finished_epochs(run_dir: str) -> int:
+    """Epochs a run has finished and left no backup for (0 while a backup says it is in progress)."""
+    if os.path.exists(os.path.join(run_dir, "backup")) or not os.path.isfile(os.path.join(run_dir, "last.keras")):
+        return 0
+    return _completed_epochs(run_dir)
+
+
+def _clear_run(run_dir: str) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _continue_from_last(model: keras.Model, run_dir: str, sample_inputs) -> None:
+    """Loads ``last.keras`` into the training model ``model``: its weights, and its optimizer state where it has one.
+
+    A canvas model's ``last.keras`` is the plain canvas network (see
+    :class:`~pcw_keras.training.placement.PlacementModel`), saved without an
+    optimizer: its continuation starts the optimizer afresh (Adam's moments
+    rebuild within a few dozen steps), which an uninterrupted longer run does not.
+    """
+    from pcw_keras.training.augshift import unwrap
+
+    last = keras.models.load_model(os.path.join(run_dir, "last.keras"))
+    model(sample_inputs, training=False)  # build the wrapper's variables
+    unwrap(model).set_weights(unwrap(last).get_weights())
+    if getattr(last, "optimizer", None) is not None and last.optimizer.variables:
+        model.optimizer.build(model.trainable_variables)
+        for variable, value in zip(model.optimizer.variables, last.optimizer.variables):
+            variable.assign(value)
 
 
 def train(
@@ -44,6 +96,7 @@ def train(
     strategy: str = "auto",
     verbose: int | str = "auto",
     extra_callbacks: list | None = None,
+    force: bool = False,
 ) -> dict:
     """Trains ``recipe`` into ``run_dir`` (resuming it if it was interrupted) and evaluates it.
 
@@ -60,6 +113,9 @@ def train(
         and one line per epoch otherwise (a log file, CI).
     extra_callbacks : list of keras.callbacks.Callback, optional
         Called before the run directory's own callbacks (e.g. a step timer).
+    force : bool
+        Delete what ``run_dir`` holds of an earlier run (its recipe, metrics,
+        models, results, backup and logs) and train from scratch.
 
     Returns
     -------
@@ -70,7 +126,23 @@ def train(
     run_dir = os.fspath(run_dir)
     out = write_dir(run_dir, distribution)
     os.makedirs(out, exist_ok=True)
-    _check_same_recipe(out, recipe)
+    if force and is_chief(distribution):
+        _clear_run(out)
+        if os.path.exists(os.path.join(out, RECIPE_FILE)):
+            os.remove(os.path.join(out, RECIPE_FILE))
+    stored_epochs = _stored_epochs(run_dir, recipe)
+    finished = _finished_epochs(run_dir) if stored_epochs is not None else 0
+    if finished and finished >= recipe.epochs:
+        if finished > recipe.epochs:
+            raise ValueError(f"Run directory {run_dir!r} has finished {finished} epochs, more than the {recipe.epochs} asked "
+                             "for. Use a new --out, or --force to train it again from scratch.")
+        if os.path.isfile(os.path.join(run_dir, RESULTS_FILE)):
+            print(f"pcw: {run_dir} is finished ({finished} epochs; {RESULTS_FILE}): nothing to do. "
+                  "--epochs N > {0} trains it on, --force trains it again.".format(finished))
+            with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as handle:
+                return json.load(handle)
+        print(f"pcw: {run_dir} finished training ({finished} epochs) but not its evaluation: evaluating.")
+        return evaluate_run(run_dir, recipe=recipe) if is_chief(distribution) else {}
     write_text_atomic(os.path.join(out, RECIPE_FILE), recipe.to_yaml())
     print(f"pcw: {recipe.name} -> {run_dir} ({describe_strategy(distribution)})")
 
@@ -79,11 +151,15 @@ def train(
     data = recipe.datasets()
     with distribution.scope():
         model = recipe.build_model(class_names=data.train_images.class_names)
+    if finished:  # a finished run asked for more epochs: on from its last one
+        print(f"pcw: continuing from epoch {finished} (last.keras) to {recipe.epochs}.")
+        _continue_from_last(model, run_dir, data.train[0][0])
     start = time.perf_counter()
     model.fit(
         data.train,
         validation_data=data.validation,
         epochs=recipe.epochs,
+        initial_epoch=finished,
         callbacks=[SyncDataEpoch(data.train), *(extra_callbacks or []),
                    *resume_callbacks(run_dir, monitor="val_accuracy", mode="max")],
         verbose=progress_verbosity(verbose),

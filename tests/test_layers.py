@@ -243,3 +243,14 @@ def test_batch_norm_matches_keras_batch_normalization(precision, tolerance):
             grads.append(tape.gradient(loss, layer.trainable_variables))
         for a, b in zip(*grads):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=max(tolerance, 1e-4) * 10, atol=tolerance * 10)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_permuted_gap_returns_the_compute_dtype_like_keras_pooling(precision):
+    with dtype_policy(precision):
+        ours, keras_pool = PermutedGlobalAveragePooling2D(seed=0), keras.layers.GlobalAveragePooling2D()
+        inputs = keras.Input((4, 4, 3))
+        symbolic = ours(inputs)
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    assert keras.backend.standardize_dtype(ours(x).dtype) == keras.backend.standardize_dtype(keras_pool(x).dtype)
+    assert keras.backend.standardize_dtype(symbolic.dtype) == ours.compute_dtype != "float32"

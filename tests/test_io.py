@@ -1,0 +1,43 @@
+"""pcw_keras.io: atomic, durable writes (the file and its folder are synced before and after the rename)."""
+import os
+
+import pytest
+
+from pcw_keras import io
+
+pytestmark = pytest.mark.jax  # backend-free: runs in the JAX run too
+
+
+def test_write_syncs_the_file_then_renames_then_syncs_the_folder(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "sub" / "results.json"
+    io.write_text_atomic(target, '{"a": 1}')
+    assert target.read_text() == '{"a": 1}'
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["fsync", "rename", "fsync"]
+    assert events[0][1] != str(target) and events[1][1] == str(target)  # the data reached the disk under a temporary name
+    assert events[2][1] == str(target.parent)  # then the rename itself
+    assert sorted(p.name for p in target.parent.iterdir()) == ["results.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "metrics.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            with open(tmp, "w") as handle:
+                handle.write("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]

@@ -104,7 +104,7 @@ def test_pipeline_errors_name_the_value(mini):
     with pytest.raises(ValueError, match="crop_padding=-1"):
         classification_dataset(mini, batch_size=8, training=True, crop_padding=-1)
     with pytest.raises(ValueError, match="full batch of 512"):
-        classification_dataset(mini, batch_size=512, training=True)
+        classification_dataset(mini, batch_size=512, training=True, drop_remainder=True)
 
 
 @pytest.fixture(scope="module")

@@ -227,7 +227,20 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="grid="):
         CanvasPlacement(grid=0)
     with pytest.raises(ValueError, match="full batch"):
-        canvas_dataset(data, grid=3, task="image", batch_size=32, training=True, seed=0)
+        canvas_dataset(data, grid=3, task="image", batch_size=32, training=True, seed=0, drop_remainder=True)
+
+
+def test_a_training_set_smaller_than_one_batch_trains_on_a_partial_batch(capsys):
+    data = make_images(46)
+    train = placement_dataset(data, grid=3, task="location", batch_size=48, training=True, seed=0)
+    assert "only 46 training images for a batch of 48" in capsys.readouterr().out
+    assert len(train) == 1 and len(train[0][1]) == 46
+    patches_in, cells_in = keras.Input((32, 32, 3), dtype="uint8"), keras.Input((), dtype="int32")
+    canvases = CanvasPlacement(grid=3)((patches_in, cells_in))
+    model = keras.Model([patches_in, cells_in], keras.layers.Dense(9)(keras.layers.GlobalAveragePooling2D()(canvases)))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(train, epochs=2, verbose=0, shuffle=False)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
 
 
 def test_normalize_is_the_cifar_standardisation_bit_identical_in_every_path():

@@ -51,13 +51,15 @@ class ImageBatches(keras.utils.PyDataset):
     seed : int
         Seed of every draw.
     drop_remainder : bool, optional
-        Defaults to ``training``.
+        Defaults to ``training``; a training set smaller than one batch then
+        keeps its one partial batch (with a one-line warning), as
+        ``model.fit`` trains on partial batches.
 
     Raises
     ------
     ValueError
         A bad ``batch_size``, or fewer images than one full batch with
-        ``drop_remainder``.
+        ``drop_remainder=True`` given explicitly.
     """
 
     def __init__(self, imageset: ImageSet, *, batch_size: int, training: bool, seed: int, drop_remainder: bool | None = None):
@@ -66,8 +68,12 @@ class ImageBatches(keras.utils.PyDataset):
         self.batch_size = check_batch_size(batch_size)
         self.training = bool(training)
         self.seed = int(seed)
-        self.drop_remainder = self.training if drop_remainder is None else bool(drop_remainder)
         count = len(imageset)
+        if drop_remainder is None and self.training and 0 < count < self.batch_size:
+            print(f"pcw: only {count} training images for a batch of {self.batch_size}: "
+                  f"each epoch trains on one partial batch of {count}.")
+            drop_remainder = False
+        self.drop_remainder = self.training if drop_remainder is None else bool(drop_remainder)
         if self.drop_remainder and count < self.batch_size:
             raise ValueError(
                 f"Cannot make a full batch of {self.batch_size} from {count} images "

@@ -205,7 +205,6 @@ class Recipe:
         full = self.load_images("train")
         train_images, validation_images = split_validation(full, data["validation_fraction"], seed=train["seed"])
         test_images = self.load_images("test")
-        self.steps_per_epoch = len(train_images) // train["batch_size"]
         if self.is_canvas:
             common = {"grid": task["grid"], "task": task["kind"], "batch_size": train["batch_size"]}
             train_data = placement_dataset(train_images, training=True, seed=train["seed"], flip=data["flip"], **common)
@@ -221,6 +220,7 @@ class Recipe:
                 crop_padding=data["crop_padding"], flip=data["flip"],
             )
             validation_data = classification_dataset(validation_images, batch_size=train["batch_size"], training=False)
+        self.steps_per_epoch = len(train_data)
         return Datasets(
             train=train_data,
             validation=validation_data,

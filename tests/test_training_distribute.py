@@ -170,3 +170,17 @@ def test_patch_is_idempotent():
     assert _keras_patches.apply() and _keras_patches.is_applied()
     assert (tf_trainer.TensorFlowTrainer._maybe_symbolic_build, tf_trainer.reduce_per_replica) == patched
     assert "keras-team/keras/issues/20585" in tf_trainer.reduce_per_replica.__doc__
+
+
+def test_a_keras_outside_the_patched_range_refuses_a_multi_worker_run_up_front(monkeypatch):
+    import keras
+
+    from pcw_keras.training import _keras_patches
+    from pcw_keras.training.strategy import choose_strategy
+
+    monkeypatch.setattr(keras, "__version__", "3.10.0")  # its epoch iterator yields pairs: the fix does not fit
+    monkeypatch.setitem(_keras_patches._state, "applied", False)
+    assert not _keras_patches.needs_patch() and _keras_patches.apply() is False
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}')
+    with pytest.raises(RuntimeError, match=r"Keras 3\.10\.0.*3\.11 to <3\.16.*JAX backend"):
+        choose_strategy("auto")

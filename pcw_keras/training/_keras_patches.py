@@ -22,10 +22,10 @@ fails at two spots of ``keras/src/backend/tensorflow/trainer.py``:
 
 Both replacements only take a different path when the strategy is a
 ``MultiWorkerMirroredStrategy`` in multi-worker mode; everything else goes to
-the original Keras functions. :func:`apply` is idempotent, does nothing (and
-logs once) on other Keras versions, and is called by
-:func:`pcw_keras.training.strategy.choose_strategy` whenever it returns a
-multi-worker strategy.
+the original Keras functions. :func:`apply` is idempotent and does nothing on
+other Keras versions (returning False); :func:`pcw_keras.training.strategy.choose_strategy`
+calls it before creating a multi-worker strategy and stops with a clear error
+when it returns False.
 
 Proof
 -----
@@ -51,9 +51,14 @@ import keras
 
 logger = logging.getLogger(__name__)
 
-PATCHED_VERSIONS = ((3, 5), (3, 16))
-"""Keras versions ``lo <= v < hi`` that get the fixes (the project's supported
-Keras 3 range up to the last version verified broken, 3.15.1)."""
+PATCHED_VERSIONS = ((3, 11), (3, 16))
+"""Keras versions ``lo <= v < hi`` that get the fixes: from 3.11, whose epoch
+iterator yields ``(begin, end, iterator)`` triples as the replacement build
+unpacks them (3.7-3.10 yield pairs, 3.5-3.6 had ``enumerate_epoch()``), to
+the last version verified broken and fixed, 3.15.1. Keras' main branch (3.16
+development) still has the bug; a later release needs re-verifying before
+the range grows. Outside it, :func:`pcw_keras.training.strategy.choose_strategy`
+refuses a multi-worker run up front."""
 
 UPSTREAM_ISSUE = "https://github.com/keras-team/keras/issues/20585"
 

@@ -128,7 +128,14 @@ def choose_strategy(name: str = "auto"):
             )
         from pcw_keras.training import _keras_patches
 
-        _keras_patches.apply()
+        if not _keras_patches.apply():
+            low, high = (".".join(map(str, v)) for v in _keras_patches.PATCHED_VERSIONS)
+            raise RuntimeError(
+                f"Keras {keras.__version__}'s model.fit fails under MultiWorkerMirroredStrategy "
+                f"({_keras_patches.UPSTREAM_ISSUE}), and pcw_keras' fix covers Keras {low} to <{high} only. "
+                f"Install keras>={low},<{high}, or train on several machines with the JAX backend "
+                "(KERAS_BACKEND=jax and the KERAS_DISTRIBUTION_* variables; see the README)."
+            )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     elif name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()

@@ -56,6 +56,21 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
             os.remove(tmp)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Delete what :func:`atomic_path` left in ``folder`` (not below) when a process was killed mid-write.
+
+    Such a file was never committed (its rename did not happen), so nothing
+    refers to it. Returns the names removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.is_file() and p.name.startswith(".") and ".tmp" in p.name]
+    for path in stale:
+        path.unlink()
+    return sorted(p.name for p in stale)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` durably and atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:

@@ -41,3 +41,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
                 handle.write("half")
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path):
+    kept = tmp_path / "last.keras"
+    kept.write_text("model")
+    (tmp_path / ".last.keras.ab12.tmp.keras").write_text("half")
+    (tmp_path / ".hidden").write_text("user's")
+    assert io.remove_stale_temporaries(tmp_path) == [".last.keras.ab12.tmp.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "last.keras"]

@@ -187,3 +187,44 @@ def test_auto_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(monk
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert progress_verbosity("auto") == 2
     assert progress_verbosity(0) == 0
+
+
+REAL_RUN = ["train", "location-3x3-gapnet", "--data", "cifar10-mini", "--epochs", "3", "--set", "model.width=0.125",
+            "--set", "data.limit=2000", "--set", "data.test_limit=200", "--set", "evaluation.passes=2"]
+
+
+def _pcw(run_dir: Path, when: str) -> subprocess.CompletedProcess:
+    script = Path(__file__).parent / "scripts" / "train_killed.py"
+    return subprocess.run([sys.executable, str(script), when, "--", *REAL_RUN, "--out", str(run_dir)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_pcw_train_killed_three_times_inside_writes_and_mid_epoch_ends_as_an_uninterrupted_run(tmp_path):
+    """The real command: shuffled data, random placements, flips, a validation split, 3 epochs of 1,800 images.
+
+    Kills: inside the write of last.keras after epoch 0; inside the backup's
+    commit (state.json) after epoch 1; at a random training batch of the
+    epoch after (seeded). Then a clean rerun finishes.
+    """
+    import random
+
+    whole = tmp_path / "whole"
+    assert _pcw(whole, "none").returncode == 0
+    killed = tmp_path / "killed"
+    batch = 37 + random.Random(0).randint(2, 30)  # a batch of the second epoch this process trains
+    for when in ("write:last.keras:1", "write:state.json:2", f"batch:{batch}"):
+        result = _pcw(killed, when)
+        assert result.returncode == -signal.SIGKILL, (when, result.stdout[-2000:], result.stderr[-2000:])
+    result = _pcw(killed, "none")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    expected, got = _rows(whole / "metrics.csv"), _rows(killed / "metrics.csv")
+    assert [row["epoch"] for row in got] == ["0", "1", "2"]
+    for want, have in zip(expected, got):
+        for key in want:
+            assert float(have[key]) == pytest.approx(float(want[key]), rel=1e-6, abs=1e-6), (key, want, have)
+    final = [keras.models.load_model(run / "last.keras").get_weights() for run in (whole, killed)]
+    for a, b in zip(*final):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    leftovers = [p.name for p in killed.rglob("*") if p.name.endswith((".tmp", ".tmp.keras")) or ".partial" in p.name]
+    assert not leftovers and not (killed / "backup").exists()

@@ -47,6 +47,11 @@ class PlacementModel(keras.Model):
         self.canvas_model = canvas_model
         self.grid = grid
         self.placement = CanvasPlacement(grid, dtype="float32", name="placement")
+        self.build()
+
+    def build(self, input_shape=None):
+        """Built at construction: the canvas model is, and the placement has no weights (a run resumes before any batch)."""
+        self.built = True
 
     def call(self, inputs, training=None):
         if isinstance(inputs, (tuple, list)):

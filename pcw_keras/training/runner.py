@@ -17,7 +17,7 @@ import time
 
 import keras
 
-from pcw_keras.io import write_text_atomic
+from pcw_keras.io import remove_stale_temporaries, write_text_atomic
 from pcw_keras.recipes import Recipe
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
@@ -130,6 +130,9 @@ def train(
         _clear_run(out)
         if os.path.exists(os.path.join(out, RECIPE_FILE)):
             os.remove(os.path.join(out, RECIPE_FILE))
+    if is_chief(distribution):  # files a killed process was writing, never committed
+        for folder in (out, os.path.join(out, "backup")):
+            remove_stale_temporaries(folder)
     stored_epochs = _stored_epochs(run_dir, recipe)
     finished = _finished_epochs(run_dir) if stored_epochs is not None else 0
     if finished and finished >= recipe.epochs:

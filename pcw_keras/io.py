@@ -9,6 +9,7 @@ empty one; a failure removes the temporary file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -75,3 +76,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` durably and atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
+
+
+def write_json_atomic(path: str | os.PathLike, payload) -> None:
+    """Write ``payload`` as indented JSON to ``path`` durably and atomically."""
+    write_text_atomic(path, json.dumps(payload, indent=2))

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from pcw_keras import recipes
-from pcw_keras.io import write_text_atomic
+from pcw_keras.io import atomic_path, write_text_atomic
 
 SCALES = ("paper", "reduced", "demo")
 REDUCED_WIDTH = 0.125
@@ -250,10 +250,9 @@ def _plot(rows: list[dict], title: str, path: str) -> None:
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    tmp = f"{path}.partial.png"
-    figure.savefig(tmp, dpi=110)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=110)
     plt.close(figure)
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """``pcw consistency`` (also ``pcw evaluate consistency``): shift consistency of a run or a model file."""
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -32,13 +31,6 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
             raise click.UsageError("A .keras model file needs --data SOURCE (the test split to shift).")
         return target, load_split(data, "test", limit=limit, seed=seed), os.path.splitext(os.path.basename(target))[0]
     raise click.BadParameter(f"expected a run directory or a .keras file. Received: {target!r}", param_hint="TARGET")
-
-
-def _write_json_atomic(path: str, payload: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(tmp, path)
 
 
 @click.command("consistency")
@@ -85,7 +77,9 @@ def command(target, which, data, limit, max_shift, passes, curve_max_shift, fill
         curve = consistency_curve(model, test_images, max_shift=curve_max_shift, fill=fill, batch_size=batch_size, seed=seed)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    _write_json_atomic(os.path.join(out, RESULT_FILE), {"model": model_path, **scores, "curve": curve})
+    from pcw_keras.io import write_json_atomic
+
+    write_json_atomic(os.path.join(out, RESULT_FILE), {"model": model_path, **scores, "curve": curve})
     write_curves_csv({label: curve}, os.path.join(out, CURVE_CSV))
     plot_curves({label: curve}, os.path.join(out, CURVE_PNG))
     click.echo(

@@ -1,31 +1,21 @@
-"""Atomic writes for the evaluators' JSON and PNG outputs (temp file, then rename)."""
+"""The evaluators' JSON and PNG outputs, written through :mod:`pcw_keras.io` (atomic and durable)."""
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+
+from pcw_keras import io
 
 
 def write_json_atomic(path: str | os.PathLike, payload: dict) -> str:
-    """Writes ``payload`` as indented JSON to ``path`` via a temporary file in the same folder."""
-    return write_text_atomic(path, json.dumps(payload, indent=2))
+    """Writes ``payload`` as indented JSON to ``path``; returns the path."""
+    io.write_json_atomic(path, payload)
+    return os.fspath(path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> str:
-    """Writes ``text`` to ``path`` via a temporary file in the same folder, then renames it."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Writes ``text`` to ``path``; returns the path."""
+    io.write_text_atomic(path, text)
+    return os.fspath(path)
 
 
 def pyplot():
@@ -39,21 +29,12 @@ def pyplot():
 
 
 def save_figure_atomic(figure, path: str | os.PathLike, dpi: int = 120) -> str:
-    """Saves a Matplotlib figure to ``path`` (format from its suffix) via a temporary file, then closes it."""
+    """Saves a Matplotlib figure to ``path`` (format from its suffix), then closes it; returns the path."""
     plt = pyplot()
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(handle)
+    suffix = os.path.splitext(os.fspath(path))[1] or ".png"
     try:
-        figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        with io.atomic_path(path, suffix=suffix) as tmp:
+            figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(figure)
-    return path
+    return os.fspath(path)

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
 
 from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD, normalization_constants
+from pcw_keras.io import atomic_path
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_int_range
@@ -211,18 +211,9 @@ def plot_curves(curves: Mapping[str, dict], path: str | os.PathLike, title: str 
 
 
 def _write_atomic(path, write, text: bool) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w" if text else "wb", **({"newline": "", "encoding": "utf-8"} if text else {})) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``write(handle)`` into ``path`` through :func:`pcw_keras.io.atomic_path`."""
+    with atomic_path(path) as tmp, open(tmp, "w" if text else "wb", **({"newline": "", "encoding": "utf-8"} if text else {})) as handle:
+        write(handle)
 
 
 def _as_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:

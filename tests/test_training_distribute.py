@@ -42,6 +42,8 @@ def _run_two_workers(tmp_path: Path, *extra_args: str) -> list[subprocess.Comple
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        env["TMPDIR"] = str(tmp_path / f"tmp{index}")  # where a worker's private scratch folders go
+        os.makedirs(env["TMPDIR"], exist_ok=True)
         procs.append(
             subprocess.Popen(
                 [
@@ -87,6 +89,9 @@ def test_two_workers_fit_identical_weights(tmp_path):
     assert sorted(path.name for path in run_dir.iterdir() if path.name != "logs") == ["last.keras", "metrics.csv"]
     with (run_dir / "metrics.csv").open() as handle:
         assert [line.split(",")[0] for line in handle.read().splitlines()] == ["epoch", "0", "1"]
+    # The non-chief worker's private scratch folders (saves, backups, logs) are all removed.
+    for index in range(2):
+        assert not [p.name for p in (tmp_path / f"tmp{index}").iterdir() if p.name.startswith("pcw_keras_")]
 
 
 def test_two_workers_fit_fails_unpatched(tmp_path):

@@ -412,10 +412,18 @@ class SyncDataEpoch(keras.callbacks.Callback):
 class _ChiefTensorBoard(keras.callbacks.TensorBoard):
     """``TensorBoard`` whose non-chief workers log to a private temporary directory."""
 
+    _scratch: str | None = None
+
     def set_model(self, model):
         if not is_chief(model_strategy(model)):
-            self.log_dir = write_dir(self.log_dir, model_strategy(model))
+            self._scratch = self.log_dir = write_dir(self.log_dir, model_strategy(model))
         super().set_model(model)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self._scratch:  # a non-chief worker's private logs: nobody reads them
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
 def _tensorboard_installed() -> bool:

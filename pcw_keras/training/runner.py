@@ -170,6 +170,9 @@ def train(
     )
     train_seconds = time.perf_counter() - start
     if not is_chief(distribution):
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # this worker's private scratch folder
         return {}
     return evaluate_run(run_dir, recipe=recipe, test_images=data.test_images, extra={"train_seconds_this_session": round(train_seconds, 1)})
 

@@ -35,14 +35,19 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _run_two_workers(tmp_path: Path, *extra_args: str) -> list[subprocess.CompletedProcess]:
-    """Starts two workers of ``train_multi_worker.py`` on localhost; returns both results."""
+def _run_two_workers(tmp_path: Path, *extra_args: str, shared: bool = True) -> list[subprocess.CompletedProcess]:
+    """Starts two workers of ``train_multi_worker.py`` on localhost; returns both results.
+
+    ``shared=False`` gives each worker its own run directory, as workers on
+    machines without a shared file system would have.
+    """
     hosts = [f"localhost:{port}" for port in _free_ports(2)]
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
         env["TMPDIR"] = str(tmp_path / f"tmp{index}")  # where a worker's private scratch folders go
+        env["PCW_SHARED_FOLDER_TIMEOUT_S"] = "5"
         os.makedirs(env["TMPDIR"], exist_ok=True)
         procs.append(
             subprocess.Popen(
@@ -50,7 +55,7 @@ def _run_two_workers(tmp_path: Path, *extra_args: str) -> list[subprocess.Comple
                     sys.executable,
                     str(SCRIPTS / "train_multi_worker.py"),
                     str(tmp_path / f"worker{index}.npz"),
-                    str(tmp_path / "run"),
+                    str(tmp_path / ("run" if shared else f"run{index}")),
                     *extra_args,
                 ],
                 env=env,
@@ -189,3 +194,10 @@ def test_a_keras_outside_the_patched_range_refuses_a_multi_worker_run_up_front(m
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1", "localhost:2"]}, "task": {"type": "worker", "index": 0}}')
     with pytest.raises(RuntimeError, match=r"Keras 3\.10\.0.*3\.11 to <3\.16.*JAX backend"):
         choose_strategy("auto")
+
+
+def test_workers_that_do_not_share_the_run_directory_stop_with_a_clear_error(tmp_path):
+    results = _run_two_workers(tmp_path, shared=False)
+    for index, result in enumerate(results):
+        assert result.returncode != 0, f"worker {index} should have stopped:\n{result.stdout[-3000:]}"
+        assert "1 worker(s) cannot see the chief's run directory" in result.stdout, result.stdout[-3000:]

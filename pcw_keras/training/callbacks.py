@@ -55,6 +55,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -85,6 +86,64 @@ def _save_model_atomic(model: keras.Model, path: Path) -> None:
         return
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+SHARED_TOKEN_FILE = ".cluster-token"
+SHARED_TIMEOUT_S = 30.0
+"""How long a worker waits for the chief's token (``PCW_SHARED_FOLDER_TIMEOUT_S`` overrides it)."""
+
+
+def check_shared_folder(model: keras.Model, folder: Path, timeout: float | None = None) -> None:
+    """In a multi-worker TensorFlow run, check that every worker sees the chief's ``folder``.
+
+    The chief draws a random token and all workers learn it through an
+    all-reduce; the chief writes it to ``folder/.cluster-token``; each other
+    worker waits up to ``timeout`` seconds to read the same token there. A
+    second all-reduce shares the outcome, so that every worker stops with the
+    same clear error (rather than some hanging in the next collective) when
+    one of them does not see the file: their run directories are not one
+    shared file system. A no-op outside a multi-worker run.
+
+    Raises
+    ------
+    RuntimeError
+        Some worker cannot read the chief's token in ``folder``.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    strategy = model_strategy(model)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not strategy.extended._in_multi_worker_mode():
+        return
+    chief = is_chief(strategy)
+    if timeout is None:
+        timeout = float(os.environ.get("PCW_SHARED_FOLDER_TIMEOUT_S", SHARED_TIMEOUT_S))
+
+    def all_sum(value: int) -> int:
+        per_replica = strategy.run(lambda: tf.constant(value, tf.int64))
+        return int(strategy.reduce("SUM", per_replica, axis=None).numpy())
+
+    token = all_sum(int(np.random.default_rng().integers(1, 2**40)) if chief else 0)
+    path = Path(folder) / SHARED_TOKEN_FILE
+    if chief:
+        write_text_atomic(path, str(token))
+    seen = chief
+    deadline = time.monotonic() + timeout
+    while not seen and time.monotonic() < deadline:
+        try:
+            seen = path.read_text(encoding="utf-8").strip() == str(token)
+        except OSError:
+            pass
+        if not seen:
+            time.sleep(0.2)
+    missing = all_sum(0 if seen else 1)
+    if missing:
+        raise RuntimeError(
+            f"{missing} worker(s) cannot see the chief's run directory {os.fspath(folder)!r} (no token from the chief "
+            f"there after {timeout:g} s): in a multi-worker run every worker must reach the same run directory on a "
+            "shared file system (the same --out on a network or cluster file system)."
+        )
 
 
 class ResumableBackup(keras.callbacks.BackupAndRestore):
@@ -126,6 +185,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         self.resumed_epoch = 0
+        check_shared_folder(self.model, self._dir)
         state = self.read_state()
         if state is None:
             return

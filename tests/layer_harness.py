@@ -15,7 +15,9 @@ def run_layer_test(
     expected_num_seed_generators: int = 0,
     tmp_dir: str | None = None,
 ):
-    """Builds, calls (symbolic and eager), round-trips the config and a ``.keras`` file, and fits one step."""
+    """Builds, calls (symbolic and eager), round-trips the config and a ``.keras`` file, fits one step,
+    checks mixed precision (``mixed_float16``/``mixed_bfloat16`` outputs in the compute dtype) and, on
+    TensorFlow, a ``tf.data.Dataset.map(layer)``."""
     layer = layer_cls(**init_kwargs)
     inputs = keras.Input(batch_shape=input_shape)
     symbolic = layer(inputs)
@@ -49,4 +51,18 @@ def run_layer_test(
     )
     trainable.compile(optimizer="sgd", loss="mse")
     trainable.fit(data, np.zeros((input_shape[0], 1), "float32"), epochs=1, batch_size=input_shape[0], verbose=0)
+
+    # Mixed precision, as Keras' run_layer_test checks it: float outputs in the policy's compute dtype.
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        mixed = layer_cls(**init_kwargs, dtype=policy)
+        output = mixed(data)
+        assert keras.backend.standardize_dtype(output.dtype) == mixed.compute_dtype, (policy, output.dtype)
+
+    # Inside a tf.data map (TensorFlow only), where layers run as graph functions on the input pipeline.
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        mapped_layer = layer_cls(**init_kwargs)
+        mapped = tf.data.Dataset.from_tensor_slices(data).batch(input_shape[0]).map(mapped_layer)
+        assert tuple(next(iter(mapped)).shape) == tuple(expected_output_shape)
     return layer

@@ -133,8 +133,9 @@ class PermutedGlobalAveragePooling2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # The inner layer follows this layer's dtype policy (given or global), as Keras' pooling does.
         self.permutation = ChannelPermutation(
-            mode=mode, training_only=training_only, seed=seed, name="permutation"
+            mode=mode, training_only=training_only, seed=seed, dtype=self.dtype_policy, name="permutation"
         )
 
     def build(self, input_shape):

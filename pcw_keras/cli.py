@@ -99,7 +99,7 @@ def _overrides(data, epochs, batch_size, seed, sets) -> dict:
 @click.option("--force", is_flag=True, help="Train again from scratch in a run directory that holds an earlier run.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
               help="TensorFlow: auto picks multi-worker from TF_CONFIG, mirrored on several GPUs. "
-                   "JAX: auto is keras.distribution.DataParallel over all devices (and KERAS_DISTRIBUTION_* hosts).")
+                   "JAX: auto is keras.distribution.DataParallel over all local devices.")
 def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, strategy) -> None:
     """Train RECIPE (a name from `pcw recipes` or a .yaml file) into a run directory.
 

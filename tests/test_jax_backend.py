@@ -134,3 +134,11 @@ def test_gpu_check_script_runs_at_a_tiny_size(tmp_path, tiny_npz):
     for row in report["results"]:
         assert row["train_images_per_s"] > 0 and 0 < row["train_mfu"] < 1
         assert 0 <= row["test_accuracy"] <= 1 and row["precision"] == "mixed_bfloat16"
+
+
+def test_several_jax_processes_are_refused_until_input_sharding_exists(monkeypatch):
+    from pcw_keras.training.strategy import choose_strategy
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    with pytest.raises(ValueError, match="NUM_PROCESSES=2: training on several JAX processes is not supported yet"):
+        choose_strategy("auto")

@@ -12,9 +12,11 @@ hosts join through ``jax.distributed`` when the environment names them
 - ``KERAS_DISTRIBUTION_PROCESS_ID``: this process' index, ``0`` being the
   coordinator, which writes the run directory.
 
-Each process then feeds its own contiguous slice of every global batch (the
-data pipelines draw the whole batch from ``(seed, epoch, step)`` and keep
-their slice, so the processes never disagree on what a batch is).
+Not yet supported: the data pipelines do not shard batches per process
+(each process would feed the whole global batch, which
+``keras.distribution`` takes as that process' slice), so
+:func:`choose_distribution` refuses more than one process with a clear
+error rather than train on duplicated data.
 """
 from __future__ import annotations
 
@@ -83,9 +85,8 @@ def choose_distribution(name: str) -> KerasDistribution:
     """The distribution for a non-TensorFlow backend.
 
     ``"auto"`` (and ``"mirrored"``, its single-host equivalent) spreads
-    training over all devices with ``DataParallel`` when there is more than
-    one (after joining the processes that the ``KERAS_DISTRIBUTION_*``
-    variables name), else one device; ``"default"``/``"one_device"`` always
+    training over all local devices with ``DataParallel`` when there is more
+    than one, else one device; ``"default"``/``"one_device"`` always
     uses one device. ``"multi_worker"`` is TensorFlow's: here it means the
     ``KERAS_DISTRIBUTION_*`` processes, which must then be named.
 
@@ -93,8 +94,8 @@ def choose_distribution(name: str) -> KerasDistribution:
     ------
     ValueError
         ``"multi_worker"`` without ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1,
-        or a backend without ``keras.distribution`` support asked for more
-        than one device.
+        more than one process (not supported yet), or a backend without
+        ``keras.distribution`` support asked for more than one device.
     """
     processes = process_count_from_env()
     if name == "multi_worker" and processes < 2:
@@ -109,7 +110,11 @@ def choose_distribution(name: str) -> KerasDistribution:
             raise ValueError(f"Several processes need the jax or tensorflow backend. Received: {keras.backend.backend()!r}")
         return KerasDistribution(None)
     if processes > 1:
-        keras.distribution.initialize()
+        raise ValueError(
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes}: training on several JAX processes is not supported yet "
+            "(pcw_keras' data pipelines do not shard batches per process). Train on one host; "
+            "DataParallel uses all its local devices."
+        )
     devices = keras.distribution.list_devices()
     if len(devices) < 2:
         return KerasDistribution(None)

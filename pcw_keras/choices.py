@@ -2,3 +2,9 @@
 
 FILLS = ("zero", "reflect", "replicate")
 """What :class:`pcw_keras.layers.AugShift` lets in at the border."""
+
+REPRODUCE_TABLES = ("channels", "translation")
+"""The paper's tables that ``pcw reproduce`` fills (:data:`pcw_keras.reproduce.TABLES`)."""
+
+REPRODUCE_SCALES = ("paper", "reduced", "demo")
+"""The scales of ``pcw reproduce`` (:mod:`pcw_keras.reproduce`)."""

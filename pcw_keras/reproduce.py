@@ -32,9 +32,10 @@ import keras
 import numpy as np
 
 from pcw_keras import recipes
+from pcw_keras.choices import REPRODUCE_SCALES
 from pcw_keras.io import atomic_path, write_text_atomic
 
-SCALES = ("paper", "reduced", "demo")
+SCALES = REPRODUCE_SCALES
 REDUCED_WIDTH = 0.125
 DEMO_EPOCHS = {"location": 1, "image": 10, "classification": 10}  # pcw demo's default plan (pcw_keras.demo.PLANS)
 DEMO_SOURCE = "cifar10-mini"
@@ -326,5 +327,6 @@ def run(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int], runs:
         echo(f"pcw reproduce: {planned.cell.recipe} seed {planned.seed} done; {markdown}, {chart} updated.")
     rows = summarize(table, cells, scale, seeds, out)
     markdown, chart = write_report(table, rows, scale, seeds, out)
-    echo(open(markdown, encoding="utf-8").read())
+    with open(markdown, encoding="utf-8") as handle:
+        echo(handle.read())
     return rows

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from pcw_keras import reproduce
+from pcw_keras.choices import REPRODUCE_TABLES
 from pcw_keras.cli import main
 
 
@@ -18,6 +19,7 @@ def test_tables_hold_the_papers_cells_and_values():
         reproduce.table_cells("channels", ["location-3x3-resnet"])
     with pytest.raises(ValueError, match="channels, translation"):
         reproduce.table_cells("segmentation")
+    assert tuple(reproduce.TABLES) == REPRODUCE_TABLES  # what the Keras-free CLI offers
 
 
 def test_scales_set_width_epochs_and_sources():

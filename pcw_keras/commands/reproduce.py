@@ -5,8 +5,7 @@ import os
 
 import click
 
-TABLE_NAMES = ("channels", "translation")
-SCALE_NAMES = ("paper", "reduced", "demo")
+from pcw_keras.choices import REPRODUCE_SCALES, REPRODUCE_TABLES
 
 
 def _names(text: str | None) -> list[str]:
@@ -24,8 +23,8 @@ def _seeds(text: str) -> list[int]:
 
 
 @click.command("reproduce")
-@click.argument("table", type=click.Choice(TABLE_NAMES))
-@click.option("--scale", type=click.Choice(SCALE_NAMES), default="reduced", show_default=True,
+@click.argument("table", type=click.Choice(REPRODUCE_TABLES))
+@click.option("--scale", type=click.Choice(REPRODUCE_SCALES), default="reduced", show_default=True,
               help="paper: the recipes as they are. reduced: width 1/8, all images, the paper's epochs. "
                    "demo: pcw demo's budget.")
 @click.option("--cells", metavar="NAME,NAME", help="Only these cells (recipe names; default: the whole table).")

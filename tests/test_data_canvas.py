@@ -1,4 +1,5 @@
 """Canvas tasks: placement, labels, normalisation, randomness, on-device parity, evaluation (any backend)."""
+import functools
 import keras
 import numpy as np
 import pytest
@@ -259,3 +260,25 @@ def test_normalize_is_the_cifar_standardisation_bit_identical_in_every_path():
     from pcw_keras.evaluation.consistency import _normalize  # the evaluators' NumPy copy
 
     np.testing.assert_array_equal(_normalize(pixels, CIFAR_MEAN, CIFAR_STD), keras_values)
+
+
+def test_each_process_feeds_its_contiguous_slice_of_the_global_batch(monkeypatch):
+    """With P processes, process i keeps samples [i*B/P, (i+1)*B/P) of every batch, drawn as one process draws it."""
+    from pcw_keras.data import batching
+
+    images = ImageSet(np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), np.arange(20) % 4)
+    batches = functools.partial(placement_dataset, images, grid=3, task="location", batch_size=8, seed=0)
+    whole = keras.tree.flatten(batches(training=True)[1])
+    parts = []
+    for index in (0, 1):
+        monkeypatch.setattr(batching, "process_shard", lambda index=index: (index, 2))
+        parts.append(keras.tree.flatten(batches(training=True)[1]))
+    for first, second, want in zip(*parts, whole):
+        assert len(first) == len(second) == 4
+        np.testing.assert_array_equal(np.concatenate([first, second]), want)
+
+    monkeypatch.setattr(batching, "process_shard", lambda: (1, 3))
+    with pytest.raises(ValueError, match="A global batch of 8 does not split over 3 processes"):
+        batches(training=True)[0]
+    evaluation = batches(training=False)
+    assert [len(evaluation[step][1]) for step in range(3)] == [2, 2, 1]  # batches of 8, 8, 4 over 3 processes

@@ -136,9 +136,54 @@ def test_gpu_check_script_runs_at_a_tiny_size(tmp_path, tiny_npz):
         assert 0 <= row["test_accuracy"] <= 1 and row["precision"] == "mixed_bfloat16"
 
 
-def test_several_jax_processes_are_refused_until_input_sharding_exists(monkeypatch):
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_train_exactly_as_one_process_on_two_devices(tmp_path, tiny_npz):
+    """``pcw train`` on two JAX processes (``jax.distributed``, one CPU device each, Gloo) = one process on two devices.
+
+    Both processes write one shared run directory (the chief's files only);
+    its metrics match the one-process run to rtol 1e-5 and its test results
+    are the same.
+    """
+    args = [sys.executable, "-m", "pcw_keras.cli", "train", "location-3x3-gapnet", "--data", tiny_npz, "--epochs", "2",
+            "--set", "model.width=0.0625", "--set", "training.batch_size=16", "--out"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | {"KERAS_BACKEND": "jax"}
+    one = subprocess.run([*args, str(tmp_path / "one")], env=env | {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{_free_port()}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
+    processes = [subprocess.Popen([*args, str(tmp_path / "two")], env=env | cluster | {"KERAS_DISTRIBUTION_PROCESS_ID": str(i)},
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, out in zip(processes, outputs):
+        assert process.returncode == 0, out[-3000:]
+    assert "DataParallel: 2 devices (cpu), process 1 of 2" in outputs[1]
+
+    for name in ("recipe.yaml", "metrics.csv", "best.keras", "last.keras", "best.json", "results.json"):
+        assert (tmp_path / "two" / name).is_file(), name
+    assert not (tmp_path / "two" / "backup").exists() and not list((tmp_path / "two").rglob("*.tmp"))
+    expected, got = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert len(got) == 2
+    for want, have in zip(expected, got):
+        for key in want:
+            assert float(have[key]) == pytest.approx(float(want[key]), rel=1e-5), (key, want, have)
+    results = [json.loads((tmp_path / run / "results.json").read_text()) for run in ("one", "two")]
+    assert results[0]["test_accuracy_best"] == results[1]["test_accuracy_best"]
+
+
+def test_several_processes_need_every_variable_and_a_distributing_strategy(monkeypatch):
     from pcw_keras.training.strategy import choose_strategy
 
     monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
-    with pytest.raises(ValueError, match="NUM_PROCESSES=2: training on several JAX processes is not supported yet"):
+    monkeypatch.delenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", raising=False)
+    monkeypatch.delenv("KERAS_DISTRIBUTION_PROCESS_ID", raising=False)
+    with pytest.raises(ValueError, match="Missing: KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_PROCESS_ID"):
         choose_strategy("auto")
+    with pytest.raises(ValueError, match="Strategy 'default' trains on one device"):
+        choose_strategy("default")

@@ -6,6 +6,12 @@ those three numbers. A fresh process asked for epoch ``k`` therefore draws
 exactly what a long-running one draws at epoch ``k``: a resumed run replays
 nothing and skips nothing. NumPy only, no TensorFlow: the same batches feed
 ``model.fit`` under every Keras backend through :class:`keras.utils.PyDataset`.
+
+When a Keras distribution spans several JAX processes (``jax.distributed``),
+each process draws the whole global batch, as one process would, and feeds
+its own contiguous slice of it: process ``i`` of ``P`` keeps samples
+``[i * B/P, (i + 1) * B/P)`` of a batch of ``B``. The processes together thus
+train on exactly the batches of a one-process run.
 """
 from __future__ import annotations
 
@@ -20,6 +26,37 @@ def check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
     return int(batch_size)
+
+
+def process_shard() -> tuple[int, int]:
+    """``(index, count)`` of this process among those that feed one global batch.
+
+    ``(0, 1)`` unless a Keras distribution is set under the JAX backend and
+    ``jax.distributed`` joined several processes.
+    """
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+def process_slice(batch, size: int, *, training: bool):
+    """This process' part of ``batch`` (a structure of arrays of ``size`` samples).
+
+    A training batch must split evenly (a ValueError names the sizes); an
+    evaluation batch drops its last ``size mod count`` samples, since every
+    process must feed as many samples as the others: with ``P`` processes a
+    validation split loses at most ``P - 1`` samples per pass.
+    """
+    index, count = process_shard()
+    if count == 1:
+        return batch
+    if training and size % count:
+        raise ValueError(f"A global batch of {size} does not split over {count} processes: "
+                         f"use a `training.batch_size` divisible by {count}.")
+    share = size // count
+    return keras.tree.map_structure(lambda array: array[index * share : (index + 1) * share], batch)
 
 
 class ImageBatches(keras.utils.PyDataset):
@@ -120,7 +157,8 @@ class ImageBatches(keras.utils.PyDataset):
         indices = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         if self._pass_open and step == self._batches - 1:
             self._pass_complete = True
-        return self.make_batch(indices, np.random.default_rng([self.seed, epoch, step, 1]))
+        batch = self.make_batch(indices, np.random.default_rng([self.seed, epoch, step, 1]))
+        return process_slice(batch, len(indices), training=self.training)
 
     def make_batch(self, indices: np.ndarray, rng: np.random.Generator):
         """The batch of the samples at ``indices``, with this step's generator ``rng``."""

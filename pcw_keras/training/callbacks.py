@@ -62,6 +62,7 @@ import keras
 import numpy as np
 
 from pcw_keras.io import atomic_path, write_text_atomic
+from pcw_keras.training.distribution import KerasDistribution
 from pcw_keras.training.strategy import is_chief, model_strategy, write_dir
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ SHARED_TIMEOUT_S = 30.0
 
 
 def check_shared_folder(model: keras.Model, folder: Path, timeout: float | None = None) -> None:
-    """In a multi-worker TensorFlow run, check that every worker sees the chief's ``folder``.
+    """In a run of several processes (TensorFlow workers or JAX processes), check that all see the chief's ``folder``.
 
     The chief draws a random token and all workers learn it through an
     all-reduce; the chief writes it to ``folder/.cluster-token``; each other
@@ -109,22 +110,25 @@ def check_shared_folder(model: keras.Model, folder: Path, timeout: float | None 
     RuntimeError
         Some worker cannot read the chief's token in ``folder``.
     """
-    if keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
-
     strategy = model_strategy(model)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not strategy.extended._in_multi_worker_mode():
-        return
+    if isinstance(strategy, KerasDistribution):
+        if strategy.process()[1] == 1:
+            return
+        all_sum = strategy.all_sum
+    else:
+        import tensorflow as tf
+
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or not strategy.extended._in_multi_worker_mode():
+            return
+
+        def all_sum(value: int) -> int:
+            per_replica = strategy.run(lambda: tf.constant(value, tf.int64))
+            return int(strategy.reduce("SUM", per_replica, axis=None).numpy())
+
     chief = is_chief(strategy)
     if timeout is None:
         timeout = float(os.environ.get("PCW_SHARED_FOLDER_TIMEOUT_S", SHARED_TIMEOUT_S))
-
-    def all_sum(value: int) -> int:
-        per_replica = strategy.run(lambda: tf.constant(value, tf.int64))
-        return int(strategy.reduce("SUM", per_replica, axis=None).numpy())
-
-    token = all_sum(int(np.random.default_rng().integers(1, 2**40)) if chief else 0)
+    token = all_sum(int(np.random.default_rng().integers(1, 2**31 - 1)) if chief else 0)
     path = Path(folder) / SHARED_TOKEN_FILE
     if chief:
         write_text_atomic(path, str(token))

@@ -1,10 +1,11 @@
 """Data parallelism with the JAX backend's own engine: ``keras.distribution.DataParallel``.
 
 Under ``KERAS_BACKEND=jax`` a training run replicates the model over every
-local device (GPUs, TPUs, or the CPU's virtual devices) and splits each
-global batch across them; gradients are averaged by XLA's collectives. Several
+device (GPUs, TPUs, or the CPU's virtual devices) and splits each global
+batch across them; gradients are averaged by XLA's collectives. Several
 hosts join through ``jax.distributed`` when the environment names them
-(read by :func:`keras.distribution.initialize`):
+(read by :func:`keras.distribution.initialize`); start the same ``pcw train``
+command on each, with the same ``--out`` on a shared file system:
 
 - ``KERAS_DISTRIBUTION_JOB_ADDRESSES``: comma-separated ``host:port`` of the
   processes (for JAX only the first, the coordinator, is used);
@@ -12,11 +13,11 @@ hosts join through ``jax.distributed`` when the environment names them
 - ``KERAS_DISTRIBUTION_PROCESS_ID``: this process' index, ``0`` being the
   coordinator, which writes the run directory.
 
-Not yet supported: the data pipelines do not shard batches per process
-(each process would feed the whole global batch, which
-``keras.distribution`` takes as that process' slice), so
-:func:`choose_distribution` refuses more than one process with a clear
-error rather than train on duplicated data.
+Each process draws every global batch and feeds its own slice of it
+(:func:`pcw_keras.data.batching.process_slice`), so ``P`` processes train on
+the batches of one. The global ``training.batch_size`` must divide by the
+total number of devices. On CPUs the processes exchange gradients with Gloo
+(JAX's default there); the test suite trains on two such processes.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import contextlib
 import os
 
 import keras
+import numpy as np
 
 PROCESS_VARIABLES = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES",
@@ -71,6 +73,30 @@ class KerasDistribution:
 
         return jax.process_index(), jax.process_count()
 
+    def end_training(self) -> None:
+        """Leave the distribution after ``fit`` when several processes share it.
+
+        Evaluation then runs on one process's own devices (the chief's), as
+        ``model.predict`` cannot gather a batch spread over other hosts.
+        """
+        if self.distribution is not None and self.process()[1] > 1:
+            keras.distribution.set_distribution(None)
+
+    def wait_for_all(self, name: str) -> None:
+        """Block until every process reaches the point called ``name`` (a no-op for one process)."""
+        if self.process()[1] > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(name)
+
+    def all_sum(self, value: int) -> int:
+        """The sum of ``value`` (an int32) over the processes."""
+        if self.process()[1] == 1:
+            return int(value)
+        from jax.experimental import multihost_utils
+
+        return int(np.asarray(multihost_utils.process_allgather(np.int32(value))).sum())
+
     def describe(self) -> str:
         """One line for logs, e.g. ``"keras.distribution.DataParallel: 2 devices (cpu), process 0 of 1"``."""
         if self.distribution is None:
@@ -79,6 +105,17 @@ class KerasDistribution:
         kinds = sorted({str(getattr(d, "platform", d)).split(":")[0] for d in self.distribution.device_mesh.devices.flat})
         return (f"keras.distribution.DataParallel: {self.num_replicas_in_sync} devices ({', '.join(kinds)}), "
                 f"process {index} of {count}")
+
+
+def _join_processes() -> None:
+    """``jax.distributed.initialize`` from the ``KERAS_DISTRIBUTION_*`` variables, once per process."""
+    import jax
+
+    missing = [name for name in PROCESS_VARIABLES if not os.environ.get(name, "").strip()]
+    if missing:
+        raise ValueError(f"Several JAX processes need {', '.join(PROCESS_VARIABLES)}. Missing: {', '.join(missing)}")
+    if not jax.distributed.is_initialized():
+        keras.distribution.initialize()
 
 
 def choose_distribution(name: str) -> KerasDistribution:
@@ -94,7 +131,7 @@ def choose_distribution(name: str) -> KerasDistribution:
     ------
     ValueError
         ``"multi_worker"`` without ``KERAS_DISTRIBUTION_NUM_PROCESSES`` > 1,
-        more than one process (not supported yet), or a backend without
+        ``"default"`` with several processes, or a backend without
         ``keras.distribution`` support asked for more than one device.
     """
     processes = process_count_from_env()
@@ -103,21 +140,21 @@ def choose_distribution(name: str) -> KerasDistribution:
             f"Strategy 'multi_worker' under the {keras.backend.backend()} backend needs several processes named by "
             f"{', '.join(PROCESS_VARIABLES)}. Received: KERAS_DISTRIBUTION_NUM_PROCESSES={processes}"
         )
-    if name in ("default", "one_device"):
-        return KerasDistribution(None)
     if keras.backend.backend() != "jax":
         if name == "multi_worker" or processes > 1:
             raise ValueError(f"Several processes need the jax or tensorflow backend. Received: {keras.backend.backend()!r}")
         return KerasDistribution(None)
     if processes > 1:
-        raise ValueError(
-            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes}: training on several JAX processes is not supported yet "
-            "(pcw_keras' data pipelines do not shard batches per process). Train on one host; "
-            "DataParallel uses all its local devices."
-        )
+        if name in ("default", "one_device"):
+            raise ValueError(f"Strategy {name!r} trains on one device, but KERAS_DISTRIBUTION_NUM_PROCESSES={processes} "
+                             "names several processes: use --strategy auto.")
+        _join_processes()
+    elif name in ("default", "one_device"):
+        return KerasDistribution(None)
     devices = keras.distribution.list_devices()
     if len(devices) < 2:
         return KerasDistribution(None)
-    distribution = keras.distribution.DataParallel(devices=devices)
+    # The pipelines shard per process themselves (pcw_keras.data.batching.process_slice).
+    distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     keras.distribution.set_distribution(distribution)
     return KerasDistribution(distribution)

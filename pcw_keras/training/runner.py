@@ -20,6 +20,7 @@ import keras
 from pcw_keras.io import remove_stale_temporaries, write_text_atomic
 from pcw_keras.recipes import Recipe
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
+from pcw_keras.training.distribution import KerasDistribution
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
 
 RECIPE_FILE = "recipe.yaml"
@@ -145,7 +146,7 @@ def train(
             with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as handle:
                 return json.load(handle)
         print(f"pcw: {run_dir} finished training ({finished} epochs) but not its evaluation: evaluating.")
-        return evaluate_run(run_dir, recipe=recipe) if is_chief(distribution) else {}
+        return _evaluate_on_chief(distribution, run_dir, recipe=recipe)
     write_text_atomic(os.path.join(out, RECIPE_FILE), recipe.to_yaml())
     print(f"pcw: {recipe.name} -> {run_dir} ({describe_strategy(distribution)})")
 
@@ -173,8 +174,22 @@ def train(
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)  # this worker's private scratch folder
-        return {}
-    return evaluate_run(run_dir, recipe=recipe, test_images=data.test_images, extra={"train_seconds_this_session": round(train_seconds, 1)})
+    return _evaluate_on_chief(distribution, run_dir, recipe=recipe, test_images=data.test_images,
+                              extra={"train_seconds_this_session": round(train_seconds, 1)})
+
+
+def _evaluate_on_chief(distribution, run_dir: str, **evaluate_args) -> dict:
+    """The chief evaluates the run (:func:`evaluate_run`); the other processes return ``{}``.
+
+    Processes of a multi-process JAX run leave the distribution first, so
+    that the chief evaluates on its own devices, and wait for it at the end.
+    """
+    if isinstance(distribution, KerasDistribution):
+        distribution.end_training()
+    results = evaluate_run(run_dir, **evaluate_args) if is_chief(distribution) else {}
+    if isinstance(distribution, KerasDistribution):
+        distribution.wait_for_all("pcw-run-evaluated")
+    return results
 
 
 def progress_verbosity(verbose: int | str) -> int | str:

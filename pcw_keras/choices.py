@@ -8,3 +8,6 @@ REPRODUCE_TABLES = ("channels", "translation")
 
 REPRODUCE_SCALES = ("paper", "reduced", "demo")
 """The scales of ``pcw reproduce`` (:mod:`pcw_keras.reproduce`)."""
+
+PREPROCESS = ("cifar", "imagenet", "unit", "none")
+"""How a model file wants its pixels (:data:`pcw_keras.runs.NORMALIZATIONS`)."""

@@ -20,6 +20,7 @@ from pcw_keras.export import (
 )
 from pcw_keras.export.bias_correction import correct_biases
 from pcw_keras.export.check import check_inputs
+from pcw_keras.export.source import load_source
 from pcw_keras.export.savedmodel import write_saved_model
 from pcw_keras.training.runner import train
 
@@ -63,8 +64,7 @@ def test_export_matches_keras_and_the_report_says_so(gapnet_run, tmp_path, forma
 
     # Recompute the report's figures independently: same test inputs, the Keras model, the exported file.
     model = keras.models.load_model(os.path.join(gapnet_run, "best.keras"))
-    recipe = recipes.load(os.path.join(gapnet_run, "recipe.yaml"))
-    inputs = check_inputs(recipe, recipe.load_images("test"), 48, input_dtype="uint8", seed=0)
+    inputs = check_inputs(load_source(gapnet_run), 48, input_dtype="uint8", seed=0)
     expected = model.predict_on_batch(inputs.keras_inputs)
     if format == "tflite":
         exported = LiteRTModel((out / "model.tflite").read_bytes())(inputs.images)
@@ -74,7 +74,7 @@ def test_export_matches_keras_and_the_report_says_so(gapnet_run, tmp_path, forma
         exported = served.serve(inputs.images)["logits"].numpy()
     check = report["check"]
     assert check["samples"] == 48 and check["passed"] and check["min_agreement"] == floor
-    assert check["top1_agreement"] >= floor
+    assert check["top1_agreement_up_to_ties"] >= floor and check["top1_agreement_up_to_ties"] >= check["top1_agreement"]
     assert check["top1_agreement"] == pytest.approx(np.mean(exported.argmax(-1) == expected.argmax(-1)), abs=1 / 48 + 1e-9)
     assert check["accuracy_keras"] == pytest.approx(np.mean(expected.argmax(-1) == inputs.labels))
     assert check["accuracy_exported"] == pytest.approx(np.mean(exported.argmax(-1) == inputs.labels), abs=1 / 48 + 1e-9)
@@ -153,7 +153,7 @@ def test_permutenet_savedmodel_stays_random_and_matches_keras_draw_for_draw(perm
 def test_a_failed_check_raises_and_writes_nothing(gapnet_run, tmp_path, monkeypatch):
     call = LiteRTModel.__call__
     monkeypatch.setattr(LiteRTModel, "__call__", lambda self, images: np.roll(call(self, images), 1, axis=-1))
-    with pytest.raises(ExportCheckError, match=r"agrees with Keras on .*below the required 99.00%"):
+    with pytest.raises(ExportCheckError, match=r"agrees with Keras \(top-1, up to ties\) on .*below the required 99.00%"):
         export_model(gapnet_run, tmp_path / "bad", format="tflite", **FAST)
     assert not (tmp_path / "bad").exists() and not _no_leftovers(tmp_path)
 
@@ -234,7 +234,7 @@ def test_unsupported_ops_are_named_and_nothing_is_written(gapnet_run, tmp_path):
 @pytest.mark.parametrize(
     "source, kwargs, error, message",
     [
-        ("missing", {}, FileNotFoundError, "No run directory or .keras file"),
+        ("missing", {}, FileNotFoundError, "No run directory or model at"),
         ("run", {"format": "onnx"}, ValueError, r"`format` must be one of \('savedmodel', 'tflite'\). Received: format='onnx'"),
         ("run", {"quantize": "int4"}, ValueError, "Received: quantize='int4'"),
         ("run", {"format": "savedmodel", "quantize": "int8"}, ValueError, "quantization is for TFLite"),
@@ -256,7 +256,7 @@ def test_an_existing_export_is_not_overwritten_by_default(gapnet_run, tmp_path):
 
 def test_cli_errors_name_the_problem(gapnet_run, tmp_path):
     result = CliRunner().invoke(main, ["export", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    assert result.exit_code != 0 and "No run directory or .keras file" in result.output
+    assert result.exit_code != 0 and "No run directory or model at" in result.output
     result = CliRunner().invoke(main, ["export", gapnet_run, "--format", "onnx", "--out", str(tmp_path / "o")])
     assert result.exit_code != 0 and "'onnx' is not one of" in result.output
     assert not (tmp_path / "o").exists()

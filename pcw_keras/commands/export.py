@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from pcw_keras.choices import PREPROCESS
+
 FORMATS = ("savedmodel", "tflite")
 QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 
@@ -26,6 +28,11 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--recipe", help="Recipe (name or .yaml) whose data checks the export; default: the run directory's.")
 @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
               help="Which model of a run directory.")
+@click.option("--calibration", metavar="FOLDER|TARBALL|NPZ",
+              help="A model file of no recipe: images that check and calibrate it (resized to its input).")
+@click.option("--preprocess", type=click.Choice(PREPROCESS), default=None,
+              help="A model file of no recipe: how it wants its pixels [default: cifar].")
+@click.option("--input-size", type=click.IntRange(min=1), help="A model file whose input shape leaves the size open.")
 @click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True, help="Test canvases compared with Keras.")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
               help="Least top-1 agreement with Keras [default: 0.99 float, 0.97 int8 weights].")
@@ -35,20 +42,27 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Export folder to create.")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
-            permutation_seed, recipe, checkpoint, check_samples, min_agreement, latency_runs, threads, seed, overwrite,
-            out) -> None:
-    """Export RUN_DIR_or_MODEL (a run directory or a .keras file) for deployment, checked against Keras.
+            permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
+            latency_runs, threads, seed, overwrite, out) -> None:
+    """Export RUN_DIR_or_MODEL (a run directory, a .keras file or a SavedModel) for deployment, checked against Keras.
+
+    Every model of a run exports: canvas networks, CIFAR classifiers,
+    AugShift-trained ones (as the plain classifier) and BlurPool networks.
+    They are checked on inputs of their own kind from their recipe's test
+    split: canvases, or images. Any other model is checked and calibrated on
+    --calibration images, with --preprocess saying how it wants its pixels.
 
     The folder --out gets the model (the SavedModel itself, or model.tflite),
     labels.txt and export_report.json: max and mean |difference| of the
-    logits versus Keras on test canvases, top-1 agreement, both accuracies,
-    size and single-image latency. The export fails, writing nothing, when
-    the agreement is below --min-agreement.
+    logits versus Keras, top-1 agreement, both accuracies, size and
+    single-image latency. The export fails, writing nothing, when the
+    agreement is below --min-agreement or an op cannot convert.
 
     \b
     Examples:
       pcw export runs/gapnet-loc --format tflite --quantize int8 --out exports/gapnet-int8
       pcw export runs/permutenet --format savedmodel --permutation frozen --out exports/permutenet-sm
+      pcw export resnet50.keras --calibration photos.tar.gz --preprocess imagenet --out exports/r50
     """
     import importlib.util
 
@@ -68,7 +82,8 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             source, out, format=format_, quantize=quantize, input_dtype=input_dtype, int8_io=int8_io,
             bias_correction=bias_correction,
             calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,
-            recipe=recipe, checkpoint=checkpoint, check_samples=check_samples, min_agreement=min_agreement,
+            recipe=recipe, checkpoint=checkpoint, calibration=calibration, preprocess=preprocess, input_size=input_size,
+            check_samples=check_samples, min_agreement=min_agreement,
             latency_runs=latency_runs, threads=threads, seed=seed, overwrite=overwrite,
         )
     except (ValueError, FileNotFoundError, FileExistsError, ExportCheckError) as error:
@@ -76,7 +91,8 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
     check = report["check"]
     click.echo(
         f"Exported {report['format']} ({report['quantize']}) to {out}: top-1 agreement with Keras "
-        f"{100 * check['top1_agreement']:.2f}% on {check['samples']} test inputs, max |diff| {check['max_abs_diff']:.3g}; "
+        f"{100 * check['top1_agreement']:.2f}% ({100 * check['top1_agreement_up_to_ties']:.2f}% up to Keras' ties) "
+        f"on {check['samples']} test inputs, max |diff| {check['max_abs_diff']:.3g}; "
         f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%); "
         f"{report['file_size_bytes'] / 1e6:.2f} MB; {report['latency']['median_ms']:.2f} ms per image."
     )

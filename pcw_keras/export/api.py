@@ -10,16 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pcw_keras.export.check import (
-    batches,
-    canvas_samples,
-    check_inputs,
-    keras_logits,
-    median_latency_ms,
-    parity,
-    to_uint8,
-)
-from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, random_permutation_layers
+from pcw_keras.export.check import batches, check_inputs, keras_logits, median_latency_ms, parity
+from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, write_saved_model
 from pcw_keras.export.source import load_source
 from pcw_keras.export.staging import check_destination, staged_directory
@@ -29,8 +21,9 @@ FORMATS = ("savedmodel", "tflite")
 REPORT_FILE = "export_report.json"
 LABELS_FILE = "labels.txt"
 TFLITE_FILE = "model.tflite"
-# Default gates on top-1 agreement with Keras: float exports must agree on 99% of
-# the test inputs, exports with int8 weights (dynamic range, int8, int16x8) on 97%.
+# Default gates on top-1 agreement with Keras, up to Keras' own ties (check.parity): float
+# exports must agree on 99% of the test inputs, exports with int8 weights (dynamic range,
+# int8, int16x8) on 97%.
 DEFAULT_MIN_AGREEMENT = {"none": 0.99, "float16": 0.99, "dynamic": 0.97, "int8": 0.97, "int16x8": 0.97}
 
 
@@ -83,6 +76,9 @@ def export_model(
     permutation_seed: int = 0,
     recipe=None,
     checkpoint: str = "best",
+    calibration: str | None = None,
+    preprocess: str | None = None,
+    input_size: int | None = None,
     check_samples: int = 512,
     check_batch_size: int = 32,
     min_agreement: float | None = None,
@@ -106,7 +102,9 @@ def export_model(
     Parameters
     ----------
     source : path or keras.Model
-        A run directory, a ``.keras`` file, or a model (then ``recipe`` is required).
+        A run directory, a ``.keras`` file, a SavedModel directory or a
+        model. A model of no run directory is checked on ``recipe``'s test
+        split, or else on the ``calibration`` images.
     out : path
         The export folder to create.
     format : {"savedmodel", "tflite"}
@@ -147,11 +145,22 @@ def export_model(
         run directory's).
     checkpoint : {"best", "last"}
         Which model of a run directory.
+    calibration : str, optional
+        Images (a folder, ``.tar.gz`` or ``.npz``; see
+        :func:`pcw_keras.data.load_split`) that check and calibrate a model
+        of no recipe, resized to its input; the check then compares top-1
+        with Keras' own predictions.
+    preprocess : {"cifar", "imagenet", "unit", "none"}, optional
+        How a model of no recipe wants its pixels (default ``cifar``);
+        a uint8 export normalises them so inside the model.
+    input_size : int, optional
+        Input size of a model whose input shape leaves it open.
     check_samples, check_batch_size : int
         Test canvases compared, and how many per call.
     min_agreement : float, optional
-        Least top-1 agreement with Keras; default 0.99 for float exports and
-        0.97 for int8 weights (``"dynamic"``, ``"int8"``, ``"int16x8"``).
+        Least top-1 agreement with Keras, up to Keras' own ties
+        (:func:`pcw_keras.export.check.parity`); default 0.99 for float
+        exports and 0.97 for int8 weights (``"dynamic"``, ``"int8"``, ``"int16x8"``).
     latency_runs : int
         Timed single-image calls (after 5 warm-up calls); the report gives the median.
     threads : int
@@ -191,29 +200,32 @@ def export_model(
                       "check_batch_size": check_batch_size, "latency_runs": latency_runs, "threads": threads},
                      min_agreement)
     check_destination(out, overwrite)
-    resolved = load_source(source, recipe=recipe, checkpoint=checkpoint)
-    model, recipe_ = resolved.model, resolved.recipe
+    resolved = load_source(source, recipe=recipe, checkpoint=checkpoint, calibration=calibration,
+                           preprocess=preprocess, input_size=input_size)
+    model = resolved.model
     permuted = bool(random_permutation_layers(model))
     gate = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
-    inputs = check_inputs(recipe_, resolved.test_images, check_samples, input_dtype=input_dtype, seed=seed)
+    inputs = check_inputs(resolved, check_samples, input_dtype=input_dtype, seed=seed, batch_size=check_batch_size)
 
     with staged_directory(out, overwrite) as stage:
         if format == "savedmodel":
-            details = _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed, inputs,
-                                         check_batch_size, latency_runs, verbose)
+            details = _export_savedmodel(model, resolved.normalization, stage, input_dtype, permutation,
+                                         permutation_seed, inputs, check_batch_size, latency_runs, verbose)
         else:
-            details = _export_tflite(model, recipe_, stage, quantize, input_dtype, int8_io, bias_correction,
+            details = _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction,
                                      calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
                                      latency_runs, threads, seed, verbose)
         check = details.pop("check")
         check.update({"samples": int(len(inputs.labels)), "split": "test", "seed": seed, "min_agreement": gate,
-                      "passed": check["top1_agreement"] >= gate})
+                      "passed": check["top1_agreement_up_to_ties"] >= gate})
         report = {
             "format": format,
             "quantize": quantize,
             "source": resolved.origin,
-            "recipe": recipe_.name,
-            "task": dict(recipe_["task"]),
+            "recipe": resolved.name,
+            "task": resolved.task,
+            "check_inputs": {"canvas": "canvases of the recipe's test split", "images": "the recipe's test images",
+                             "calibration": f"{resolved.calibration} (labels: Keras' top-1)"}[resolved.kind],
             "permutation": (
                 {"mode": permutation, **({"seed": permutation_seed} if permutation == "frozen" else {})}
                 if permuted else None
@@ -225,8 +237,8 @@ def export_model(
         }
         if not check["passed"]:
             raise ExportCheckError(
-                f"The exported model agrees with Keras on {100 * check['top1_agreement']:.2f}% of "
-                f"{check['samples']} test inputs, below the required {100 * gate:.2f}% "
+                f"The exported model agrees with Keras (top-1, up to ties) on {100 * check['top1_agreement_up_to_ties']:.2f}% "
+                f"of {check['samples']} test inputs, below the required {100 * gate:.2f}% "
                 f"(max |diff| {check['max_abs_diff']:.4g}, accuracy Keras {100 * check['accuracy_keras']:.2f}% vs "
                 f"exported {100 * check['accuracy_exported']:.2f}%). Nothing was written to {os.fspath(out)!r}; "
                 "lower the gate with min_agreement (CLI: --min-agreement) to keep it anyway."
@@ -235,32 +247,30 @@ def export_model(
             handle.write("".join(f"{label}\n" for label in resolved.labels))
         with open(os.path.join(stage, REPORT_FILE), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
-    _say(verbose, f"{os.fspath(out)}: top-1 agreement {100 * check['top1_agreement']:.2f}%, "
+    _say(verbose, f"{os.fspath(out)}: top-1 agreement {100 * check['top1_agreement']:.2f}% "
+                  f"({100 * check['top1_agreement_up_to_ties']:.2f}% up to Keras' ties), "
                   f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%), "
                   f"{report['file_size_bytes'] / 1e6:.2f} MB, {report['latency']['median_ms']:.2f} ms per image")
     return report
 
 
-def _input_description(input_dtype: str) -> dict:
-    from pcw_keras.data import CIFAR_MEAN, CIFAR_STD
-
+def _input_description(input_dtype: str, normalization) -> dict:
     if input_dtype == "uint8":
-        return {"pixels": "uint8 0-255, normalised inside the model", "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
-    return {"pixels": "float32 (x / 255 - mean) / std, as the Keras model takes them",
-            "mean": list(CIFAR_MEAN), "std": list(CIFAR_STD)}
+        return {"pixels": "uint8 0-255, normalised inside the model", **normalization.to_dict()}
+    return {"pixels": "float32 (x / 255 - mean) / std, as the Keras model takes them", **normalization.to_dict()}
 
 
 def _seed_states(model: keras.Model) -> list:
     return [layer.seed_generator.state for layer in random_permutation_layers(model)]
 
 
-def _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed, inputs, batch_size, latency_runs,
-                       verbose) -> dict:
+def _export_savedmodel(model, normalization, stage, input_dtype, permutation, permutation_seed, inputs, batch_size,
+                       latency_runs, verbose) -> dict:
     exported = inference_model(model, "frozen", seed=permutation_seed) if permutation == "frozen" else model
     states = _seed_states(exported)
     saved = [np.array(state.numpy()) for state in states]
     _say(verbose, "writing the SavedModel")
-    write_saved_model(exported, stage, input_dtype=input_dtype)
+    write_saved_model(exported, stage, input_dtype=input_dtype, normalization=normalization)
     runner = SavedModelRunner(stage)
     _say(verbose, f"checking it on {len(inputs.labels)} test inputs")
     outputs = np.concatenate([runner(batch) for batch in batches(inputs.images, batch_size)])
@@ -279,7 +289,7 @@ def _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed,
         "file": ".",
         "file_size_bytes": directory_size(stage),
         "input": {"dtype": input_dtype, "shape": [None, *map(int, inputs.images.shape[1:])],
-                  **_input_description(input_dtype)},
+                  **_input_description(input_dtype, normalization)},
         "output": {"name": "logits", "dtype": "float32"},
         "signature": "serve (also serving_default)",
         "check": {**check, "compared_with": "Keras, same inputs and same permutation draws"},
@@ -287,9 +297,10 @@ def _export_savedmodel(model, stage, input_dtype, permutation, permutation_seed,
     }
 
 
-def _representative_data(recipe, count: int, input_dtype: str, seed: int):
-    canvases, _ = canvas_samples(recipe, recipe.load_images("train"), count, seed=seed + 10_000)
-    samples = to_uint8(canvases) if input_dtype == "uint8" else canvases
+def _representative_data(source, count: int, input_dtype: str, seed: int):
+    pixels, _ = source.pixels("train", count, seed=seed + 10_000)
+    normalization = source.normalization
+    samples = pixels if input_dtype == "uint8" else normalize_tf(pixels, normalization.mean, normalization.std).numpy()
 
     def generate():
         for index in range(len(samples)):
@@ -298,15 +309,15 @@ def _representative_data(recipe, count: int, input_dtype: str, seed: int):
     return generate
 
 
-def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, bias_correction, calibration_steps,
+def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, calibration_steps,
                    permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
     exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
     representative = None
     if quantize in ("int8", "int16x8"):
-        _say(verbose, f"drawing {calibration_steps} calibration canvases from the training split")
-        representative = _representative_data(recipe, calibration_steps, input_dtype, seed)
+        _say(verbose, f"drawing {calibration_steps} calibration inputs from the training split")
+        representative = _representative_data(source, calibration_steps, input_dtype, seed)
     with tempfile.TemporaryDirectory() as saved_model:
-        write_saved_model(exported, saved_model, input_dtype=input_dtype)
+        write_saved_model(exported, saved_model, input_dtype=input_dtype, normalization=source.normalization)
         _say(verbose, f"converting to TFLite (quantize={quantize})")
         content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
                                       bias_correction=bias_correction)
@@ -356,7 +367,7 @@ def _export_tflite(model, recipe, stage, quantize, input_dtype, int8_io, bias_co
         "int8_io": int8_io,
         "bias_correction": bias_correction if quantize == "int8" else None,
         "calibration_samples": calibration_steps if quantize in ("int8", "int16x8") else None,
-        "input": {**runner.input_description(), **_input_description(input_dtype)},
+        "input": {**runner.input_description(), **_input_description(input_dtype, source.normalization)},
         "output": runner.output_description(),
         "check": check,
         "latency": {**latency, "runtime": "ai_edge_litert", "threads": threads},

@@ -137,18 +137,18 @@ def inference_model(model: keras.Model, draw: str | Callable = "stateful", *, se
     return keras.models.clone_model(model, clone_function=replace)
 
 
-def serving_function(model: keras.Model, input_dtype: str) -> Callable:
+def serving_function(model: keras.Model, input_dtype: str, mean=CIFAR_MEAN, std=CIFAR_STD) -> Callable:
     """``images -> {"logits": ...}`` in inference mode; uint8 images are normalised in the graph.
 
     ``input_dtype="float32"`` takes what the Keras model takes: images already
-    normalised with :data:`pcw_keras.data.CIFAR_MEAN` / ``CIFAR_STD``.
-    ``"uint8"`` takes raw pixels (0-255) and normalises them first.
+    normalised, ``(pixels / 255 - mean) / std``. ``"uint8"`` takes raw pixels
+    (0-255) and normalises them first with ``mean`` and ``std``.
     """
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}. Received: input_dtype={input_dtype!r}")
 
     def serve(images):
-        inputs = normalize_tf(images) if input_dtype == "uint8" else images
+        inputs = normalize_tf(images, mean, std) if input_dtype == "uint8" else images
         return {"logits": model(inputs, training=False)}
 
     return serve

@@ -10,16 +10,20 @@ import tensorflow as tf
 from pcw_keras.export.graph import input_spec, serving_function
 
 
-def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = "uint8") -> None:
+def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = "uint8", normalization=None) -> None:
     """Writes ``model`` in inference mode as a SavedModel with one endpoint, ``serve``.
 
     ``serve`` (also ``serving_default``) takes ``(batch, H, W, 3)`` images of
     ``input_dtype`` (see :func:`pcw_keras.export.graph.serving_function`) and
-    returns ``{"logits": (batch, classes)}``. Variables the model updates in
+    returns ``{"logits": (batch, classes)}``; uint8 images are normalised
+    with ``normalization`` (a :class:`pcw_keras.runs.Normalization`; default
+    CIFAR's mean and std). Variables the model updates in
     inference (a permutation's seed state) are saved with their current value.
     """
     archive = keras.export.ExportArchive()  # variables are tracked through the endpoint
-    archive.add_endpoint("serve", serving_function(model, input_dtype), input_signature=[input_spec(model, input_dtype)])
+    statistics = () if normalization is None else (normalization.mean, normalization.std)
+    archive.add_endpoint("serve", serving_function(model, input_dtype, *statistics),
+                         input_signature=[input_spec(model, input_dtype)])
     archive.write_out(directory, verbose=False)
 
 

@@ -1,0 +1,326 @@
+"""What the commands analyse: a run directory that ``pcw train`` wrote, or any model file.
+
+:func:`open_model` is the one seam between a ``MODEL`` argument and the
+evaluators and exporters, which then take a model plus data and never read
+a run directory themselves:
+
+- a **run directory** (:class:`Run`) brings its resolved recipe: the task,
+  the canvas grid, the data with its fallback, the CIFAR normalisation;
+- a **model file** (:class:`ModelFile`), a ``.keras`` file or a SavedModel
+  directory, brings only its input size; the caller names how it wants its
+  pixels (``preprocess``, one of :data:`PREPROCESS`) and the images to probe
+  it with. A ``.keras`` file with a ``recipe.yaml`` beside it is read as
+  that run's model.
+
+Both load models the same way (:func:`load_model`): the package's layers and
+training wrappers registered, a training wrapper unwrapped to the plain
+classifier, a mixed-precision model as its float32 copy.
+
+Example
+-------
+>>> source = open_model("runs/location-3x3-gapnet")  # doctest: +SKIP
+>>> model = source.model("best")  # doctest: +SKIP
+>>> images = source.images("test", limit=200)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from pcw_keras import io
+from pcw_keras.choices import PREPROCESS
+from pcw_keras.layers.canvas_placement import CIFAR_MEAN, CIFAR_STD
+
+RECIPE_FILE = "recipe.yaml"
+RESULTS_FILE = "results.json"
+CHECKPOINTS = ("best", "last")
+CANVAS_TASKS = ("location", "image")
+
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar": (tuple(CIFAR_MEAN), tuple(CIFAR_STD)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "none": ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),
+}
+"""``(mean, std)`` per :data:`PREPROCESS` name: a model takes ``(pixels / 255 - mean) / std``.
+
+``unit`` is pixels in [0, 1], ``none`` pixels in [0, 255] as floats,
+``imagenet`` the ImageNet mean/std of torchvision-style models.
+"""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How a model wants its pixels: ``(uint8 / 255 - mean) / std`` per channel."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = "cifar"
+
+    @classmethod
+    def named(cls, name: str) -> "Normalization":
+        """The normalisation called ``name`` (one of :data:`PREPROCESS`); a ValueError otherwise."""
+        if name not in NORMALIZATIONS:
+            raise ValueError(f"`preprocess` must be one of {PREPROCESS}. Received: preprocess={name!r}")
+        mean, std = NORMALIZATIONS[name]
+        return cls(mean, std, name)
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """Float32 model inputs from uint8 pixels."""
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        return ((np.asarray(pixels, np.float32) / np.float32(255.0)) - mean) / std
+
+    def to_dict(self) -> dict:
+        return {"preprocess": self.name, "mean": list(self.mean), "std": list(self.std)}
+
+
+CIFAR = Normalization.named("cifar")
+
+
+def output_labels(recipe, class_names: Sequence[str]) -> list[str]:
+    """One name per output of ``recipe``'s model: the classes, or ``cell k (row r, col c)`` for the location task."""
+    task = recipe["task"]
+    if task["kind"] != "location":
+        return list(class_names)
+    grid = task["grid"]
+    return [f"cell {k} (row {k // grid}, col {k % grid})" for k in range(grid * grid)]
+
+
+def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Model:
+    """A model from a ``.keras`` file or a SavedModel directory, with one clear error when it is neither.
+
+    Parameters
+    ----------
+    path : path
+        A ``.keras`` file, or a SavedModel directory (served through
+        ``keras.layers.TFSMLayer``: outputs only, no inner layers).
+    inference : bool
+        Unwrap a training wrapper (AugShift's two-view trainer, the canvas
+        placement front) to the plain model, and give a mixed-precision
+        model as its float32 copy (same weights).
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``path``.
+    ValueError
+        ``path`` is not a Keras model or a SavedModel (the message says what was found).
+    """
+    import pcw_keras.layers  # noqa: F401  (registers the package's layers)
+    from pcw_keras.models.precision import as_float32
+    from pcw_keras.training import unwrap
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise ValueError(f"{path!r} is a folder without saved_model.pb: pass a run directory, a .keras file or a SavedModel.")
+        return _saved_model(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model at {path!r}.")
+    if not path.endswith(".keras"):
+        raise ValueError(f"A model file must be a .keras file or a SavedModel directory. Received: {path!r}")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001  (a corrupt or foreign file: one line, not a config dump)
+        reason = str(error).split("\n", 1)[0]
+        raise ValueError(f"{path!r} is not a Keras model that loads here: {reason[:300]}") from None
+    return as_float32(unwrap(model)) if inference else model
+
+
+def _saved_model(path: str) -> keras.Model:
+    layer = keras.layers.TFSMLayer(path, call_endpoint="serve")
+    signature = layer._endpoint_signatures["serve"] if hasattr(layer, "_endpoint_signatures") else None
+    spec = None
+    if signature is not None:
+        specs = signature.structured_input_signature[0] or list(signature.structured_input_signature[1].values())
+        spec = specs[0]
+    if spec is None:
+        raise ValueError(f"The SavedModel at {path!r} has no 'serve' signature with one image input.")
+    inputs = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype.name)
+    return keras.Model(inputs, layer(inputs), name=os.path.basename(os.path.normpath(path)))
+
+
+class Run:
+    """A run directory: its recipe, models, test images and results, and atomic writes into it.
+
+    Parameters
+    ----------
+    path : path
+        A directory holding the ``recipe.yaml`` that ``pcw train`` wrote.
+    model_file : path, optional
+        A ``.keras`` file to use instead of ``best.keras``/``last.keras``.
+    **overrides
+        Recipe overrides, e.g. ``{"data.source": ...}`` to evaluate on other data.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` is not a directory or has no ``recipe.yaml``.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, model_file: str | os.PathLike | None = None, **overrides):
+        from pcw_keras.recipes import load
+
+        self.path = os.fspath(path)
+        self._recipe_path = os.path.join(self.path, RECIPE_FILE)
+        if not os.path.isdir(self.path):
+            raise FileNotFoundError(f"No run directory at {self.path!r}.")
+        if not os.path.isfile(self._recipe_path):
+            raise FileNotFoundError(f"{self.path!r} is not a run directory: it has no {RECIPE_FILE}.")
+        self._overrides = {key: value for key, value in overrides.items() if value is not None}
+        self.recipe = load(self._recipe_path, **self._overrides)
+        task = self.recipe["task"]
+        self.task = task["kind"]
+        self.grid = task.get("grid") if self.task in CANVAS_TASKS else None
+        self.normalization = CIFAR
+        self.model_file = None if model_file is None else os.fspath(model_file)
+        self.origin = self.model_file or self.path
+
+    def model_path(self, which: str = "best") -> str:
+        """The model file: ``model_file`` if given, else ``best.keras`` or ``last.keras``."""
+        if which not in CHECKPOINTS:
+            raise ValueError(f"`which` must be one of {CHECKPOINTS}. Received: which={which!r}")
+        return self.model_file or os.path.join(self.path, f"{which}.keras")
+
+    def model(self, which: str = "best", *, inference: bool = True) -> keras.Model:
+        """``best.keras`` or ``last.keras``; see :func:`load_model`."""
+        path = self.model_path(which)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path!r} is missing: has the run in {self.path!r} finished an epoch?")
+        return load_model(path, inference=inference)
+
+    def images(self, split: str, limit: int | None = None):
+        """A split of the recipe's data (its fallback when the source cannot be downloaded), class-balanced to ``limit``."""
+        if limit is None:
+            return self.recipe.load_images(split)
+        from pcw_keras.recipes import load
+
+        key = "data.limit" if split == "train" else "data.test_limit"
+        return load(self._recipe_path, **{**self._overrides, key: limit}).load_images(split)
+
+    def test_images(self):
+        return self.images("test")
+
+    @property
+    def results(self) -> dict | None:
+        """``results.json`` (None before the run is evaluated)."""
+        path = os.path.join(self.path, RESULTS_FILE)
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def write_json(self, name: str, payload: dict) -> str:
+        """Writes ``payload`` to ``name`` in the run directory, atomically; returns the path."""
+        path = os.path.join(self.path, name)
+        io.write_json_atomic(path, payload)
+        return path
+
+    def default_out(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+
+class ModelFile:
+    """A model file that ``pcw train`` did not write: its input description comes from the caller.
+
+    Parameters
+    ----------
+    path : path
+        A ``.keras`` file or a SavedModel directory.
+    preprocess : str
+        How the model wants its pixels, one of :data:`PREPROCESS`.
+    images : str, optional
+        Where probe images come from (a folder, ``.tar.gz`` or ``.npz``; see
+        :func:`pcw_keras.data.load_split`); default ``cifar10-mini``.
+    input_size : int, optional
+        The square input size, for a model whose input shape leaves it open.
+    task : str
+        What the outputs mean: ``"features"`` (a model of its own: scored by
+        agreement with its unattacked self), ``"location"``, ``"image"`` or
+        ``"classification"``.
+    grid : int, optional
+        Canvas cells per side (default: input size / 32).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, preprocess: str = "cifar", images: str | None = None,
+                 input_size: int | None = None, task: str = "features", grid: int | None = None):
+        self.path = self.origin = os.fspath(path)
+        self.normalization = Normalization.named(preprocess)
+        self.source = images or "cifar10-mini"
+        self.input_size = input_size
+        self.task = task
+        self.grid = grid
+        self.recipe = None
+        self._model: keras.Model | None = None
+
+    def model(self, which: str = "best", *, inference: bool = True) -> keras.Model:
+        if self._model is None:
+            model = load_model(self.path, inference=inference)
+            self._model = _with_input_size(model, self.input_size)
+        return self._model
+
+    def images(self, split: str, limit: int | None = None):
+        from pcw_keras.data import load_split
+
+        return load_split(self.source, split, limit=limit)
+
+    def test_images(self):
+        return self.images("test")
+
+    def default_out(self, name: str) -> str:
+        stem = os.path.splitext(os.path.normpath(self.path))[0]
+        return f"{stem}-{name}"
+
+
+def _with_input_size(model: keras.Model, size: int | None) -> keras.Model:
+    """``model`` itself, or rebuilt on a fixed ``size`` x ``size`` input when its shape leaves the size open."""
+    shape = tuple(model.inputs[0].shape)
+    if size is None:
+        if None in shape[1:3]:
+            raise ValueError(f"The model's input shape {shape} leaves the image size open: pass input_size (CLI: --input-size).")
+        return model
+    if shape[1:3] == (size, size):
+        return model
+    if None not in shape[1:3]:
+        raise ValueError(f"The model takes {shape[1]}x{shape[2]} inputs. Received: input_size={size}")
+    inputs = keras.Input(shape=(size, size, shape[3]), dtype=model.inputs[0].dtype)
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
+def open_model(
+    target: str | os.PathLike,
+    *,
+    preprocess: str | None = None,
+    images: str | None = None,
+    input_size: int | None = None,
+    task: str | None = None,
+    grid: int | None = None,
+    **overrides,
+) -> Run | ModelFile:
+    """A :class:`Run` for a run directory (or a ``.keras`` file inside one), else a :class:`ModelFile`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``target``.
+    ValueError
+        ``target`` is a folder that is neither a run directory nor a
+        SavedModel, or a file that is not ``.keras``; or a bad ``preprocess``.
+    """
+    target = os.fspath(target)
+    if not os.path.exists(target):
+        raise FileNotFoundError(f"No run directory or model at {target!r}.")
+    if os.path.isdir(target) and os.path.isfile(os.path.join(target, RECIPE_FILE)):
+        return Run(target, **overrides)
+    beside = os.path.dirname(os.path.abspath(target))
+    if os.path.isfile(target) and target.endswith(".keras") and os.path.isfile(os.path.join(beside, RECIPE_FILE)):
+        return Run(beside, model_file=target, **overrides)
+    if os.path.isdir(target) and not os.path.isfile(os.path.join(target, "saved_model.pb")):
+        raise ValueError(f"{target!r} is neither a run directory (no {RECIPE_FILE}) nor a SavedModel (no saved_model.pb).")
+    return ModelFile(target, preprocess=preprocess or "cifar", images=images, input_size=input_size,
+                     task=task or "features", grid=grid)

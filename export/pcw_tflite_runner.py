@@ -9,34 +9,49 @@ Usage::
 
     python pcw_tflite_runner.py EXPORT_DIR_or_MODEL.tflite IMAGE [IMAGE ...] [--top 3] [--json]
     python pcw_tflite_runner.py EXPORT_DIR --cell 4 patch.png   # paste a patch into cell 4 of a canvas
-    python pcw_tflite_runner.py EXPORT_DIR --benchmark [--runs 100] [--threads 1]
+    python pcw_tflite_runner.py EXPORT_DIR --benchmark [--runs 100] [--threads 1] [--json]
+    python pcw_tflite_runner.py model.tflite IMAGE --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225
 
 Labels come from ``labels.txt`` beside the model (``--labels`` to choose
-another file). Float-input exports normalise images with the mean/std in the
-``export_report.json`` beside the model; uint8-input exports (the default of
-``pcw export``) normalise inside the model.
+another file). The input size and dtype come from the model itself. Images
+become ``(pixels / 255 - mean) / std`` for float and int8 inputs, with the
+mean/std of ``export_report.json`` beside the model (``input.mean``,
+``input.std``) or of ``--mean``/``--std``; uint8 inputs (the default of
+``pcw export``) take the pixels as they are and normalise inside the model.
+Models that need TensorFlow (Flex) ops, or op versions the installed runtime
+does not know, are refused with the reason.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import re
+import struct
 import sys
 import time
+from importlib import metadata
 
 import numpy as np
 
+REPORT_FILE = "export_report.json"
+CUSTOM_OPCODE = 32  # BuiltinOperator.CUSTOM in the TFLite schema
 
-def load_interpreter_class():
-    """``Interpreter`` from ai-edge-litert, else from tflite-runtime."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+
+def load_interpreter_class() -> tuple[type, str]:
+    """``(Interpreter, "package version")`` from ai-edge-litert, else from tflite-runtime."""
+    for module, package in (("ai_edge_litert.interpreter", "ai-edge-litert"),
+                            ("tflite_runtime.interpreter", "tflite-runtime")):
         try:
-            from tflite_runtime.interpreter import Interpreter
+            interpreter = importlib.import_module(module).Interpreter
         except ImportError:
-            raise SystemExit("pcw_tflite_runner needs `pip install ai-edge-litert` (or tflite-runtime).") from None
-    return Interpreter
+            continue
+        try:
+            return interpreter, f"{package} {metadata.version(package)}"
+        except metadata.PackageNotFoundError:
+            return interpreter, package
+    raise SystemExit("pcw_tflite_runner needs `pip install ai-edge-litert` (or tflite-runtime).")
 
 
 def resolve_model(path: str) -> tuple[str, str]:
@@ -61,15 +76,75 @@ def read_labels(folder: str, labels_path: str | None) -> list[str] | None:
         return [line.rstrip("\n") for line in handle if line.strip()]
 
 
-def read_normalisation(folder: str) -> tuple[np.ndarray, np.ndarray] | None:
-    path = os.path.join(folder, "export_report.json")
+def read_report(folder: str) -> dict:
+    """``export_report.json`` beside the model, or ``{}`` when there is none."""
+    path = os.path.join(folder, REPORT_FILE)
     if not os.path.isfile(path):
-        return None
+        return {}
     with open(path, encoding="utf-8") as handle:
-        described = json.load(handle).get("input", {})
-    if "mean" not in described:
-        return None
-    return np.asarray(described["mean"], np.float32), np.asarray(described["std"], np.float32)
+        return json.load(handle)
+
+
+def operator_codes(content: bytes) -> list[tuple[int, str | None, int]]:
+    """``(builtin code, custom code, version)`` of each operator code of a ``.tflite`` flatbuffer.
+
+    A reader of the few TFLite schema fields needed (``Model.operator_codes``:
+    ``deprecated_builtin_code``, ``custom_code``, ``version``,
+    ``builtin_code``), so that no TensorFlow or flatbuffers package is needed.
+    """
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise SystemExit("Not a .tflite model: the file lacks the 'TFL3' identifier.")
+
+    def u32(at: int) -> int:
+        return struct.unpack_from("<I", content, at)[0]
+
+    def field(table: int, index: int) -> int | None:  # absolute position of a table's field, None when absent
+        vtable = table - struct.unpack_from("<i", content, table)[0]
+        size = struct.unpack_from("<H", content, vtable)[0]
+        if 4 + 2 * index >= size:
+            return None
+        offset = struct.unpack_from("<H", content, vtable + 4 + 2 * index)[0]
+        return table + offset if offset else None
+
+    def vector(at: int) -> list[int]:  # positions of the tables a vector field points to
+        start = at + u32(at)
+        return [start + 4 + 4 * k + u32(start + 4 + 4 * k) for k in range(u32(start))]
+
+    model = u32(0)
+    codes_field = field(model, 1)
+    codes = []
+    for table in vector(codes_field) if codes_field is not None else []:
+        deprecated, custom, version, builtin = (field(table, index) for index in range(4))
+        code = max(struct.unpack_from("<b", content, deprecated)[0] if deprecated is not None else 0,
+                   struct.unpack_from("<i", content, builtin)[0] if builtin is not None else 0)
+        name = None
+        if custom is not None:
+            start = custom + u32(custom)
+            name = content[start + 4 : start + 4 + u32(start)].decode("utf-8")
+        codes.append((code, name, struct.unpack_from("<i", content, version)[0] if version is not None else 1))
+    return codes
+
+
+def flex_ops(content: bytes) -> list[str]:
+    """The TensorFlow (Flex) ops a model needs: custom ops whose name starts with ``Flex``."""
+    return sorted({name for code, name, _ in operator_codes(content)
+                   if code == CUSTOM_OPCODE and name and name.startswith("Flex")})
+
+
+def normalisation(report_input: dict, mean: list[float] | None,
+                  std: list[float] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, std)`` per channel from ``--mean``/``--std``, else from the report's ``input``; None if neither has them."""
+    if (mean is None) != (std is None):
+        raise SystemExit("Give --mean and --std together.")
+    source = "--mean/--std"
+    if mean is None:
+        if "mean" not in report_input or "std" not in report_input:
+            return None
+        mean, std, source = report_input["mean"], report_input["std"], f"{REPORT_FILE} input.mean/std"
+    mean, std = np.asarray(mean, np.float32).reshape(-1), np.asarray(std, np.float32).reshape(-1)
+    if mean.size not in (1, 3) or std.size not in (1, 3) or not np.all(std > 0):
+        raise SystemExit(f"{source} must be 1 or 3 numbers each, std > 0. Received: mean={mean.tolist()}, std={std.tolist()}")
+    return mean, std
 
 
 def _read_ppm(path: str) -> np.ndarray:
@@ -120,34 +195,69 @@ def read_image(path: str, size: tuple[int, int] | None) -> np.ndarray:
 
 
 class Classifier:
-    """A ``.tflite`` classifier on single uint8 images: preprocessing, (de)quantisation, softmax."""
+    """A ``.tflite`` classifier on single uint8 images: preprocessing, (de)quantisation, softmax.
 
-    def __init__(self, model_path: str, folder: str, threads: int = 1):
-        self.interpreter = load_interpreter_class()(model_path=model_path, num_threads=threads)
+    The input size and dtype are the model's own; ``report_input`` (the
+    report's ``input`` section) must agree with them when it states them.
+    """
+
+    def __init__(self, model_path: str, report_input: dict, mean_std: tuple[np.ndarray, np.ndarray] | None, threads: int = 1):
+        with open(model_path, "rb") as handle:
+            content = handle.read()
+        flex = flex_ops(content)
+        if flex:
+            raise SystemExit(f"{model_path} needs TensorFlow (Flex) ops, which the LiteRT and tflite-runtime pip "
+                             f"interpreters cannot run: {', '.join(flex)}. Export it with TFLite builtin ops only.")
+        interpreter_class, self.runtime = load_interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_content=content, num_threads=threads)
+        except ValueError as error:
+            unknown = re.search(r"Didn't find op for builtin opcode '(\w+)' version '(\d+)'", str(error))
+            if unknown is None:
+                raise
+            raise SystemExit(f"{self.runtime} does not know op {unknown[1]} version {unknown[2]}, which {model_path} "
+                             "uses: run it with a newer runtime, or export it for this one.") from None
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        self.height, self.width = (int(n) for n in self.input["shape"][1:3])
-        self.normalisation = read_normalisation(folder)
-        if self.input["dtype"] != np.uint8 and self.normalisation is None:
-            raise SystemExit("This model takes normalised images and no export_report.json gives their mean/std: "
-                             "keep the export folder together, or export with --input-dtype uint8.")
+        self.dtype = np.dtype(self.input["dtype"])
+        if self.dtype not in (np.uint8, np.int8, np.float32):
+            raise SystemExit(f"{model_path} takes {self.dtype.name} input: the runner feeds uint8, int8 or float32.")
+        shape = [int(n) for n in self.input["shape"]]
+        if len(shape) != 4 or shape[3] != 3:
+            raise SystemExit(f"{model_path} takes input of shape {shape}: the runner feeds (1, height, width, 3) images.")
+        dtype, stated_shape = report_input.get("dtype"), report_input.get("shape")
+        if (dtype is not None and dtype != self.dtype.name) or (
+                stated_shape is not None and list(stated_shape[1:]) != shape[1:]):
+            raise SystemExit(f"{REPORT_FILE} describes a {dtype} {stated_shape} input, but {model_path} takes "
+                             f"{self.dtype.name} {[None] + shape[1:]}: keep each model with its own report.")
+        self.height, self.width = shape[1:3]
+        self.normalisation = mean_std
+
+    @property
+    def needs_normalisation(self) -> bool:
+        """Float and int8 inputs take normalised images; uint8 inputs normalise inside the model."""
+        return self.dtype != np.uint8
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         batch = image[None]
-        if self.input["dtype"] == np.uint8:
+        if self.dtype == np.uint8:
             return batch
         mean, std = self.normalisation
         values = (batch.astype(np.float32) / 255.0 - mean) / std
-        if self.input["dtype"] == np.int8:
+        if self.dtype == np.int8:
             scale, zero_point = self.input["quantization"]
             return np.clip(np.rint(values / scale + zero_point), -128, 127).astype(np.int8)
         return values.astype(np.float32)
 
-    def logits(self, image: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input["index"], self.prepare(image))
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The raw output for one prepared batch."""
+        self.interpreter.set_tensor(self.input["index"], batch)
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.output["index"])[0]
+        return self.interpreter.get_tensor(self.output["index"])[0]
+
+    def logits(self, image: np.ndarray) -> np.ndarray:
+        out = self.run(self.prepare(image))
         if self.output["dtype"] == np.int8:
             scale, zero_point = self.output["quantization"]
             return (out.astype(np.float32) - zero_point) * scale
@@ -157,12 +267,14 @@ class Classifier:
         """``patch`` in cell ``cell`` of a ``grid x grid`` canvas whose other cells are the mean colour."""
         if not 0 <= cell < grid * grid:
             raise SystemExit(f"--cell must be in [0, {grid * grid - 1}] for a {grid}x{grid} grid. Received: {cell}")
+        if self.normalisation is None:
+            raise SystemExit(f"--cell fills the other cells with the dataset's mean colour: keep {REPORT_FILE} "
+                             "beside the model, or pass --mean and --std.")
         h, w = self.height // grid, self.width // grid
         if patch.shape[:2] != (h, w):
             raise SystemExit(f"A patch for a {grid}x{grid} canvas is {h}x{w}. Received: {patch.shape[0]}x{patch.shape[1]}")
-        mean = self.normalisation[0] if self.normalisation else np.array([0.4914, 0.4822, 0.4465], np.float32)
         canvas = np.empty((self.height, self.width, 3), np.uint8)
-        canvas[:] = np.clip(np.rint(mean * 255), 0, 255).astype(np.uint8)
+        canvas[:] = np.clip(np.rint(self.normalisation[0] * 255), 0, 255).astype(np.uint8)
         row, col = divmod(cell, grid)
         canvas[row * h : (row + 1) * h, col * w : (col + 1) * w] = patch
         return canvas
@@ -174,17 +286,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def benchmark(classifier: Classifier, runs: int, warmup: int) -> dict:
-    """Median and percentiles of single-image ``invoke()`` times on a random image."""
-    image = np.random.default_rng(0).integers(0, 256, (classifier.height, classifier.width, 3), dtype=np.uint8)
+    """Latency percentiles of single-image calls (set input, ``invoke()``, read output) on random input.
+
+    The input is drawn in the model's own dtype, so no normalisation is needed.
+    """
+    rng = np.random.default_rng(0)
+    shape = (1, classifier.height, classifier.width, 3)
+    if classifier.dtype == np.float32:
+        batch = rng.standard_normal(shape).astype(np.float32)
+    else:
+        limits = np.iinfo(classifier.dtype)
+        batch = rng.integers(limits.min, limits.max + 1, shape).astype(classifier.dtype)
     for _ in range(warmup):
-        classifier.logits(image)
+        classifier.run(batch)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        classifier.logits(image)
+        classifier.run(batch)
         times.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": float(np.median(times)), "p10_ms": float(np.percentile(times, 10)),
-            "p90_ms": float(np.percentile(times, 90)), "runs": runs, "warmup": warmup}
+    p50, p90, p99 = (float(value) for value in np.percentile(times, [50, 90, 99]))
+    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(np.mean(times)), "runs": runs, "warmup": warmup}
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,31 +323,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=1, help="how many classes to print per image")
     parser.add_argument("--cell", type=int, help="paste each image (a patch) into this cell of a canvas first")
     parser.add_argument("--grid", type=int, help="cells per side of that canvas (default: the export's recipe grid)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
-    parser.add_argument("--benchmark", action="store_true", help="time single-image invocations and print JSON")
-    parser.add_argument("--runs", type=int, default=100, help="timed invocations (benchmark)")
+    parser.add_argument("--mean", type=float, nargs="+", help="per-channel mean of pixels / 255 (1 or 3 numbers; "
+                        f"default: {REPORT_FILE} beside the model)")
+    parser.add_argument("--std", type=float, nargs="+", help="per-channel std, with --mean")
+    parser.add_argument("--json", action="store_true", help="print JSON: one object per image, or the benchmark's")
+    parser.add_argument("--benchmark", action="store_true", help="time single-image invocations, print percentiles and size")
+    parser.add_argument("--runs", type=positive, default=100, help="timed invocations (benchmark)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed invocations first (benchmark)")
-    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--threads", type=positive, default=1, help="interpreter threads")
     args = parser.parse_intermixed_args(argv)
 
     model_path, folder = resolve_model(args.model)
-    classifier = Classifier(model_path, folder, threads=args.threads)
+    report = read_report(folder)
+    classifier = Classifier(model_path, report.get("input", {}), normalisation(report.get("input", {}), args.mean, args.std),
+                            threads=args.threads)
     if args.benchmark:
-        result = benchmark(classifier, args.runs, args.warmup)
-        result.update({"model": model_path, "size_bytes": os.path.getsize(model_path), "threads": args.threads})
-        print(json.dumps(result))
+        size = os.path.getsize(model_path)
+        result = {"model": model_path, "size_bytes": size, "size_mb": size / 1e6,
+                  **benchmark(classifier, args.runs, args.warmup), "threads": args.threads, "runtime": classifier.runtime}
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{model_path}: {result['size_mb']:.2f} MB ({size} bytes); per image p50 {result['p50_ms']:.3f} ms, "
+                  f"p90 {result['p90_ms']:.3f} ms, p99 {result['p99_ms']:.3f} ms over {args.runs} runs "
+                  f"({args.threads} thread{'s' if args.threads > 1 else ''}, {classifier.runtime})")
         return 0
     if not args.images:
         parser.error("give image files to classify, or --benchmark")
+    if classifier.needs_normalisation and classifier.normalisation is None:
+        raise SystemExit(f"{model_path} takes {classifier.dtype.name} images normalised as (pixels / 255 - mean) / std, "
+                         f"and no {REPORT_FILE} beside it gives mean/std: keep the export folder together, "
+                         "or pass --mean and --std.")
     labels = read_labels(folder, args.labels)
     grid = args.grid
     if args.cell is not None and grid is None:
-        report = os.path.join(folder, "export_report.json")
-        if os.path.isfile(report):
-            with open(report, encoding="utf-8") as handle:
-                grid = json.load(handle).get("task", {}).get("grid")
+        grid = report.get("task", {}).get("grid")
         if grid is None:
-            parser.error("--cell needs --grid (no export_report.json gives it)")
+            parser.error(f"--cell needs --grid (no {REPORT_FILE} gives it)")
     for path in args.images:
         if args.cell is not None:
             patch = read_image(path, (classifier.height // grid, classifier.width // grid))

@@ -115,7 +115,7 @@ def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, stra
           --epochs 1 --set model.width=0.25 --set data.limit=2000
     """
     from pcw_keras import recipes
-    from pcw_keras.training.runner import train
+    from pcw_keras.training import train
 
     try:
         resolved = recipes.load(recipe, **_overrides(data, epochs, batch_size, seed, sets))
@@ -145,7 +145,8 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
     consistency instead: the same as `pcw consistency` (see its --help).
     """
     from pcw_keras.commands.consistency import command as consistency_command
-    from pcw_keras.training.runner import evaluate_run, load_run_recipe
+    from pcw_keras.runs import Run
+    from pcw_keras.training import evaluate_run
 
     if run_dir == "consistency":
         args = list(consistency_args) + (["--data", data] if data else [])
@@ -156,8 +157,8 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
     if not os.path.isdir(run_dir):
         raise click.BadParameter(f"Directory {run_dir!r} does not exist.", param_hint="RUN_DIR")
     try:
-        recipe = load_run_recipe(run_dir, **({"data.source": data} if data else {}))
-        results = evaluate_run(run_dir, recipe=recipe)
+        run = Run(run_dir, **{"data.source": data})
+        results = evaluate_run(run.path, recipe=run.recipe)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     consistency = "".join(

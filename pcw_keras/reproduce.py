@@ -21,7 +21,6 @@ Scales (``--scale``):
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -34,6 +33,7 @@ import numpy as np
 from pcw_keras import recipes
 from pcw_keras.choices import REPRODUCE_SCALES
 from pcw_keras.io import atomic_path, write_text_atomic
+from pcw_keras.runs import read_results
 
 SCALES = REPRODUCE_SCALES
 REDUCED_WIDTH = 0.125
@@ -113,15 +113,6 @@ def run_dir(out: str, table: str, cell: Cell, seed: int) -> str:
     return os.path.join(out, table, cell.recipe, f"seed-{seed}")
 
 
-def finished(path: str) -> dict | None:
-    """The ``results.json`` of a finished run directory, else None."""
-    results = os.path.join(path, "results.json")
-    if not os.path.isfile(results):
-        return None
-    with open(results, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
 def seconds_per_step(recipe: recipes.Recipe, class_names: list[str], steps: int = 3, warmup: int = 2) -> float:
     """Median seconds of one training step of ``recipe``'s model on this machine (random inputs, compilation excluded)."""
     model = recipe.build_model(class_names=class_names, steps_per_epoch=1)
@@ -174,7 +165,7 @@ def summarize(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int],
     """Per cell and metric: the paper's value and the mean and std over the finished seeds (percent)."""
     rows = []
     for cell in cells:
-        done = [r for r in (finished(run_dir(out, table, cell, seed)) for seed in seeds) if r]
+        done = [r for r in (read_results(run_dir(out, table, cell, seed)) for seed in seeds) if r]
         for metric, paper in cell.paper.items():
             values = [100 * r[METRIC_KEYS[metric]] for r in done if METRIC_KEYS[metric] in r]
             rows.append({
@@ -281,7 +272,7 @@ def plan(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int], data
         for seed in seeds:
             recipe = cell_recipe(cell, scale, seed, data)
             path = run_dir(out, table, cell, seed)
-            done = finished(path) is not None
+            done = read_results(path) is not None
             train = recipe.load_images("train")
             train_count = len(train) - int(round(len(train) * recipe["data"]["validation_fraction"]))
             steps = recipe.epochs * (train_count // recipe["training"]["batch_size"])
@@ -315,7 +306,7 @@ def _duration(seconds: float) -> str:
 
 def run(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int], runs: list[PlannedRun], out: str, echo=print) -> list[dict]:
     """Trains every unfinished run in order (each resumes if it was interrupted) and rewrites the report after each."""
-    from pcw_keras.training.runner import train
+    from pcw_keras.training import train
 
     for planned in runs:
         if planned.done:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,6 +83,15 @@ class Normalization:
 CIFAR = Normalization.named("cifar")
 
 
+def read_results(run_dir: str | os.PathLike) -> dict | None:
+    """The ``results.json`` of a finished (evaluated) run directory, else None."""
+    path = os.path.join(os.fspath(run_dir), RESULTS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def output_labels(recipe, class_names: Sequence[str]) -> list[str]:
     """One name per output of ``recipe``'s model: the classes, or ``cell k (row r, col c)`` for the location task."""
     task = recipe["task"]
@@ -124,6 +134,8 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
         raise FileNotFoundError(f"No model at {path!r}.")
     if not path.endswith(".keras"):
         raise ValueError(f"A model file must be a .keras file or a SavedModel directory. Received: {path!r}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a Keras model: a .keras file is a zip archive, and this one is not.")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001  (a corrupt or foreign file: one line, not a config dump)
@@ -209,11 +221,7 @@ class Run:
     @property
     def results(self) -> dict | None:
         """``results.json`` (None before the run is evaluated)."""
-        path = os.path.join(self.path, RESULTS_FILE)
-        if not os.path.isfile(path):
-            return None
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return read_results(self.path)
 
     def write_json(self, name: str, payload: dict) -> str:
         """Writes ``payload`` to ``name`` in the run directory, atomically; returns the path."""
@@ -222,6 +230,9 @@ class Run:
         return path
 
     def default_out(self, name: str) -> str:
+        """``RUN_DIR/name``, or ``<model>-name`` beside a ``model_file``."""
+        if self.model_file:
+            return f"{os.path.splitext(self.model_file)[0]}-{name}"
         return os.path.join(self.path, name)
 
 

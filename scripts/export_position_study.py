@@ -81,9 +81,9 @@ def main(argv=None) -> dict:
 
     from pcw_keras.data import evaluate_canvas
     from pcw_keras.export import export_model
-    from pcw_keras.training.runner import load_run_recipe
+    from pcw_keras.runs import Run
 
-    recipe = load_run_recipe(args.run_dir)
+    recipe = Run(args.run_dir).recipe
     test_images = recipe.load_images("test")
     model = keras.models.load_model(os.path.join(args.run_dir, "best.keras"))
     result = {"run_dir": args.run_dir, "recipe": recipe.name, "model_width": recipe["model"]["width"],

@@ -1,6 +1,5 @@
 """The `pcw` command line end to end: train, evaluate, demo, and its errors."""
 import json
-import os
 
 import pytest
 from click.testing import CliRunner

@@ -1,5 +1,6 @@
 """The shift-consistency evaluator, its curve, and `pcw evaluate consistency`."""
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -132,7 +133,8 @@ def test_cli_evaluate_consistency_of_a_run_directory(tiny_npz, tmp_path):
     with Image.open(run_dir / "consistency_curve.png") as image:
         assert image.format == "PNG"
 
-    model_file = CliRunner().invoke(main, ["consistency", str(run_dir / "best.keras")])
+    shutil.copy(run_dir / "best.keras", tmp_path / "model.keras")  # a model file outside a run: no recipe, no data
+    model_file = CliRunner().invoke(main, ["consistency", str(tmp_path / "model.keras")])
     assert model_file.exit_code != 0 and "--data" in model_file.output
     canvas = tmp_path / "canvas"
     canvas.mkdir()

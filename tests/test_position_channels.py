@@ -84,7 +84,7 @@ def test_errors_name_the_bad_value():
     model = probe_model()
     with pytest.raises(ValueError, match="method='pixel'"):
         rank_position_channels(model, patches(2), method="pixel")
-    with pytest.raises(ValueError, match="layer='nope'"):
+    with pytest.raises(ValueError, match="has no layer 'nope'"):
         rank_position_channels(model, patches(2), layer="nope")
     with pytest.raises(ValueError, match="grid=2"):
         rank_position_channels(model, patches(2), method="canvas", grid=2)
@@ -126,4 +126,4 @@ def test_pcw_rank_writes_json_and_png_for_a_run_directory(tiny_npz, tmp_path):
     assert saved.layer == "stage3" and saved.grid == 3 and set(saved.rankings) == {"overall", "left", "right"}
 
     bad = CliRunner().invoke(main, ["rank", str(tmp_path / "nothing")])
-    assert bad.exit_code == 2 and "run directory or a .keras file" in bad.output
+    assert bad.exit_code == 2 and "No run directory or model at" in bad.output

@@ -33,7 +33,7 @@ def parse_region(text: str | None) -> list[int] | None:
 
 
 @click.command("attack")
-@click.argument("target", metavar="RUN_DIR_or_MODEL")
+@click.argument("target", metavar="MODEL")
 @common_options
 @click.option("--top", "top", default="5%", show_default=True, metavar="K,K,...",
               help="Channel counts to switch off; N% is a share of the layer's channels.")
@@ -45,12 +45,15 @@ def parse_region(text: str | None) -> list[int] | None:
 @click.option("--region", metavar="CELLS", help="Canvas cells of a region attack, e.g. 0,1,2: scores them apart from the other cells.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Test images (class-balanced subset).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random channel draws.")
-def command(target, which, data, task, grid, layer, method, rank_limit, batch_size, out, top, random_draws, ranking_file,
-            ranking_name, region, limit, seed) -> None:
-    """Switch off the top-k ranked channels of RUN_DIR_or_MODEL versus k random ones, for each k.
+def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, out, top,
+            random_draws, ranking_file, ranking_name, region, limit, seed) -> None:
+    """Switch off the top-k ranked channels of MODEL versus k random ones, for each k.
 
-    Canvas tasks are scored with every test image placed in every cell (the
-    accuracy is the mean over cells); classification by top-1 accuracy. With
+    MODEL is a run directory, a .keras file or a SavedModel directory (see
+    pcw rank). Canvas tasks are scored with every test image placed in every
+    cell (the accuracy is the mean over cells); classification by top-1
+    accuracy; a model of its own (task features) by how often its top-1 on
+    test canvases stays what it was (agreement). With
     --region (canvas), the accuracy of patches in those cells is reported
     apart from the others; rank the region's channels with --ranking-name
     cell_K. Writes attack.json, attack.md (the table) and attack.png (metric
@@ -64,12 +67,12 @@ def command(target, which, data, task, grid, layer, method, rank_limit, batch_si
     """
     import numpy as np
 
-    from pcw_keras.evaluation._io import write_text_atomic
+    from pcw_keras.io import write_text_atomic
     from pcw_keras.evaluation.attacks import evaluate_attacks
-    from pcw_keras.evaluation.position_channels import ChannelRanking, input_batches
-    from pcw_keras.evaluation.task_metrics import canvas_metric, classification_metric
+    from pcw_keras.evaluation.position_channels import ChannelRanking, infer_grid, input_batches
+    from pcw_keras.evaluation.task_metrics import agreement_metric, canvas_metric, classification_metric
 
-    resolved = resolve_target(target, which, data, task, grid, out)
+    resolved = resolve_target(target, which, data, task, grid, out, preprocess, input_size)
     method = default_method(resolved.task, method)
     cells = parse_region(region)
     if cells is not None and resolved.task not in CANVAS_TASKS:
@@ -91,9 +94,14 @@ def command(target, which, data, task, grid, layer, method, rank_limit, batch_si
         ks = parse_ks(top, ranking.num_channels)
         images = resolved.load_images("test", limit)
         if resolved.task in CANVAS_TASKS:
-            metric = canvas_metric(images, grid=resolved.grid, task=resolved.task, region=cells, batch_size=batch_size)
+            metric = canvas_metric(images, grid=resolved.grid, task=resolved.task, region=cells, batch_size=batch_size,
+                                   normalization=resolved.normalization)
+        elif resolved.task == "features":
+            grid = infer_grid(model, images.images.shape[2], resolved.grid)
+            inputs = np.concatenate(list(input_batches(images, batch_size, grid, seed, resolved.normalization)))
+            metric = agreement_metric(model, inputs, batch_size=batch_size)
         else:
-            inputs = np.concatenate(list(input_batches(images, batch_size)))
+            inputs = np.concatenate(list(input_batches(images, batch_size, normalization=resolved.normalization)))
             metric = classification_metric(inputs, images.labels, batch_size=batch_size)
         report = evaluate_attacks(model, metric, ranking, ks, ranking_name=ranking_name, random_draws=random_draws, seed=seed)
     except (ValueError, FileNotFoundError) as error:
@@ -105,7 +113,8 @@ def command(target, which, data, task, grid, layer, method, rank_limit, batch_si
     if cells is not None:
         keys = [f"{key}_{where}" for key in keys for where in ("in_region", "elsewhere")]
     table = report.table(keys)
-    md_path = write_text_atomic(os.path.join(resolved.out, f"{stem}.md"), table + "\n")
+    md_path = os.path.join(resolved.out, f"{stem}.md")
+    write_text_atomic(md_path, table + "\n")
     png_path = report.save_curve(os.path.join(resolved.out, f"{stem}.png"), keys=keys)
     click.echo(table)
     click.echo(f"Written: {json_path}, {md_path}, {png_path}")

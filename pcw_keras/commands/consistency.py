@@ -5,39 +5,46 @@ import os
 
 import click
 
-from pcw_keras.choices import FILLS
+from pcw_keras.choices import FILLS, PREPROCESS
 
 RESULT_FILE = "consistency.json"
 CURVE_CSV = "consistency_curve.csv"
 CURVE_PNG = "consistency_curve.png"
 
 
-def _resolve(target: str, which: str, data: str | None, limit: int | None, seed: int):
-    """The model path, its test images and a label, from a run directory or a ``.keras`` file."""
+def _resolve(target: str, which: str, data: str | None, limit: int | None, seed: int, preprocess: str | None):
+    """``(model, its path, test images, label, normalisation)`` from a run, a model file or a ``.tflite`` file."""
     from pcw_keras.data import load_split
-    from pcw_keras.training.runner import load_run_recipe
+    from pcw_keras.runs import Run, open_model
 
-    if os.path.isdir(target):
-        overrides = {key: value for key, value in (("data.source", data), ("data.test_limit", limit)) if value}
-        recipe = load_run_recipe(target, **overrides)
-        if recipe.is_canvas:
+    if target.endswith(".tflite"):
+        from pcw_keras.export.served import TFLiteClassifier
+
+        if not data:
+            raise click.UsageError("A .tflite model needs --data SOURCE (the test split to shift).")
+        classifier = TFLiteClassifier(target)
+        return classifier, target, load_split(data, "test", limit=limit, seed=seed), classifier.name, classifier.normalization
+    source = open_model(target, preprocess=preprocess, **{"data.source": data, "data.test_limit": limit})
+    if isinstance(source, Run):
+        if source.recipe.is_canvas:
             raise click.UsageError(
-                f"{target!r} is a run of the canvas task {recipe['task']['kind']!r}; consistency is measured "
+                f"{target!r} is a run of the canvas task {source.task!r}; consistency is measured "
                 "on classification runs (task.kind: classification)."
             )
-        return os.path.join(target, f"{which}.keras"), recipe.load_images("test"), recipe.name
-    if target.endswith(".keras") and os.path.isfile(target):
-        if not data:
-            raise click.UsageError("A .keras model file needs --data SOURCE (the test split to shift).")
-        return target, load_split(data, "test", limit=limit, seed=seed), os.path.splitext(os.path.basename(target))[0]
-    raise click.BadParameter(f"expected a run directory or a .keras file. Received: {target!r}", param_hint="TARGET")
+        return source.model(which), source.model_path(which), source.test_images(), source.recipe.name, source.normalization
+    if not data:
+        raise click.UsageError("A model file needs --data SOURCE (the test split to shift).")
+    name = os.path.splitext(os.path.basename(os.path.normpath(target)))[0]
+    return source.model(), target, load_split(data, "test", limit=limit, seed=seed), name, source.normalization
 
 
 @click.command("consistency")
-@click.argument("target", metavar="RUN_DIR_or_MODEL")
+@click.argument("target", metavar="MODEL")
 @click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Which model of a run directory.")
-@click.option("--data", "data", metavar="SOURCE", help="Test data (default for a run: its recipe's; required for a .keras file).")
+@click.option("--data", "--images", "data", metavar="SOURCE", help="Test data (default for a run: its recipe's; required for a model file).")
+@click.option("--preprocess", type=click.Choice(PREPROCESS), default=None,
+              help="How a .keras/SavedModel file wants its pixels [default: cifar]; a .tflite export's report says it.")
 @click.option("--limit", type=click.IntRange(min=1), help="Class-balanced subset of the test split.")
 @click.option("--max-shift", type=click.IntRange(min=1), default=4, show_default=True,
               help="Largest shift (pixels per axis) of the two random shifts.")
@@ -48,8 +55,13 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the shifts.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Folder for the results (default: the run directory or the model's folder).")
-def command(target, which, data, limit, max_shift, passes, curve_max_shift, fill, batch_size, seed, out) -> None:
-    """Shift consistency of RUN_DIR_or_MODEL: how often two random shifts of a test image get the same class.
+def command(target, which, data, preprocess, limit, max_shift, passes, curve_max_shift, fill, batch_size, seed, out) -> None:
+    """Shift consistency of MODEL: how often two random shifts of a test image get the same class.
+
+    MODEL is a classification run directory, a .keras file, a SavedModel
+    directory or an exported .tflite file (float32 or int8, through the
+    LiteRT interpreter; its normalisation comes from the export_report.json
+    beside it): the same images and shifts score every one of them alike.
 
     Zhang (2019)'s protocol adapted to 32x32 images (pad, two different random
     crops, several passes; see pcw_keras.evaluation.consistency), with the
@@ -60,21 +72,20 @@ def command(target, which, data, limit, max_shift, passes, curve_max_shift, fill
     Example:
       pcw evaluate consistency runs/cifar10-resnet18-augshift
       pcw consistency model.keras --data ../shared/data/cifar10-jpeg.tar.gz --limit 2000
+      pcw evaluate consistency exports/cls/model.tflite --data ../shared/data/cifar10-jpeg.tar.gz --limit 2000
     """
-    import keras
-
     from pcw_keras.evaluation import consistency, consistency_curve, plot_curves, write_curves_csv
 
     try:
-        model_path, test_images, label = _resolve(target, which, data, limit, seed)
-        if not os.path.isfile(model_path):
-            raise click.ClickException(f"{model_path!r} is missing: has the run finished an epoch?")
-        model = keras.models.load_model(model_path)
+        model, model_path, test_images, label, normalization = _resolve(target, which, data, limit, seed, preprocess)
         out = out or os.path.dirname(os.path.abspath(model_path))
         os.makedirs(out, exist_ok=True)
         click.echo(f"pcw: consistency of {model_path} on {len(test_images)} test images")
-        scores = consistency(model, test_images, max_shift=max_shift, passes=passes, fill=fill, batch_size=batch_size, seed=seed)
-        curve = consistency_curve(model, test_images, max_shift=curve_max_shift, fill=fill, batch_size=batch_size, seed=seed)
+        statistics = {"mean": normalization.mean, "std": normalization.std}
+        scores = consistency(model, test_images, max_shift=max_shift, passes=passes, fill=fill, batch_size=batch_size,
+                             seed=seed, **statistics)
+        curve = consistency_curve(model, test_images, max_shift=curve_max_shift, fill=fill, batch_size=batch_size,
+                                  seed=seed, **statistics)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     from pcw_keras.io import write_json_atomic

@@ -36,6 +36,8 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True, help="Test canvases compared with Keras.")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
               help="Least top-1 agreement with Keras [default: 0.99 float, 0.97 int8 weights].")
+@click.option("--runtime-compat", metavar="X.Y",
+              help="TFLite: refuse (naming the ops) unless a runtime this old can load the model, e.g. 2.14.")
 @click.option("--latency-runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed single-image calls.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the check and calibration placements.")
@@ -43,7 +45,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--out", "out", required=True, type=click.Path(), help="Export folder to create.")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
             permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
-            latency_runs, threads, seed, overwrite, out) -> None:
+            runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
     """Export RUN_DIR_or_MODEL (a run directory, a .keras file or a SavedModel) for deployment, checked against Keras.
 
     Every model of a run exports: canvas networks, CIFAR classifiers,
@@ -83,7 +85,7 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             bias_correction=bias_correction,
             calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,
             recipe=recipe, checkpoint=checkpoint, calibration=calibration, preprocess=preprocess, input_size=input_size,
-            check_samples=check_samples, min_agreement=min_agreement,
+            check_samples=check_samples, min_agreement=min_agreement, runtime_compat=runtime_compat,
             latency_runs=latency_runs, threads=threads, seed=seed, overwrite=overwrite,
         )
     except (ValueError, FileNotFoundError, FileExistsError, ExportCheckError) as error:

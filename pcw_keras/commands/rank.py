@@ -6,68 +6,53 @@ from dataclasses import dataclass
 
 import click
 
+from pcw_keras.choices import PREPROCESS
+
 METHODS = ("canvas", "mirror")
-TASKS = ("location", "image", "classification")
+TASKS = ("location", "image", "classification", "features")
 CANVAS_TASKS = ("location", "image")
 
 
 @dataclass
 class Target:
-    """What a RUN_DIR_or_MODEL argument resolves to."""
+    """What a MODEL argument resolves to: the opened run or model file, and the options that complete it."""
 
-    model_path: str
+    source: object  # pcw_keras.runs.Run or ModelFile
+    which: str
     task: str
     grid: int | None
-    source: str
-    fallback: str | None
     seed: int
     out: str
 
+    @property
+    def normalization(self):
+        return self.source.normalization
+
     def load_model(self):
-        import keras
-
-        import pcw_keras.layers  # noqa: F401  (registers the package's layers for loading)
-
-        if not os.path.isfile(self.model_path):
-            raise click.ClickException(f"{self.model_path!r} is missing: has the run finished an epoch?")
-        return keras.models.load_model(self.model_path, compile=False)  # only predicted with
+        try:
+            return self.source.model(self.which)
+        except (ValueError, FileNotFoundError) as error:
+            raise click.ClickException(str(error)) from None
 
     def load_images(self, split: str, limit: int | None):
-        """A class-balanced subset of one split (the recipe's fallback source when the first cannot be downloaded)."""
-        from pcw_keras.data import SourceUnavailable, load_split
-
-        try:
-            return load_split(self.source, split, limit=limit, seed=self.seed)
-        except SourceUnavailable:
-            if not self.fallback:
-                raise
-            click.echo(f"pcw: {self.source!r} cannot be downloaded here; using {self.fallback!r} instead.")
-            return load_split(self.fallback, split, limit=limit, seed=self.seed)
+        """A class-balanced subset of one split (a run's recipe falls back to its fallback source)."""
+        return self.source.images(split, limit)
 
 
-def resolve_target(target: str, which: str, data: str | None, task: str | None, grid: int | None, out: str | None) -> Target:
-    """A run directory (its recipe gives task, grid and data) or a ``.keras`` file (options give them)."""
-    from pcw_keras.training.runner import load_run_recipe
+def resolve_target(target: str, which: str, images: str | None, task: str | None, grid: int | None, out: str | None,
+                   preprocess: str | None = None, input_size: int | None = None) -> Target:
+    """A run directory (its recipe gives task, grid and data) or a model file (the options give them)."""
+    from pcw_keras.runs import Run, open_model
 
-    if os.path.isdir(target):
-        try:
-            recipe = load_run_recipe(target)
-        except (ValueError, FileNotFoundError) as error:
-            raise click.BadParameter(str(error), param_hint="RUN_DIR_or_MODEL") from None
-        kind = recipe["task"]["kind"]
-        return Target(
-            model_path=os.path.join(target, f"{which}.keras"),
-            task=task or kind,
-            grid=grid or (recipe["task"]["grid"] if kind in CANVAS_TASKS else None),
-            source=data or recipe["data"]["source"],
-            fallback=recipe["data"].get("fallback"),
-            seed=recipe["training"]["seed"],
-            out=out or os.path.join(target, "channels"),
-        )
-    if target.endswith(".keras") and os.path.isfile(target):
-        stem = os.path.splitext(target)[0]
-        return Target(target, task or "location", grid, data or "cifar10-mini", None, 0, out or f"{stem}-channels")
-    raise click.BadParameter(f"expected a run directory or a .keras file. Received: {target!r}", param_hint="RUN_DIR_or_MODEL")
+    try:
+        source = open_model(target, preprocess=preprocess, images=images, input_size=input_size, task=task, grid=grid,
+                            **{"data.source": images})
+    except (ValueError, FileNotFoundError) as error:
+        raise click.BadParameter(str(error), param_hint="MODEL") from None
+    if isinstance(source, Run):
+        return Target(source, which, task or source.task, grid or source.grid, source.recipe["training"]["seed"],
+                      out or source.default_out("channels"))
+    return Target(source, which, source.task, grid, 0, out or source.default_out("channels"))
 
 
 def ranking_path(out: str, method: str) -> str:
@@ -78,32 +63,39 @@ def compute_ranking(target: Target, model, method: str, layer: str | None, limit
     """Ranks ``model``'s channels on ``limit`` training images of the target's data."""
     from pcw_keras.evaluation.position_channels import rank_position_channels
 
-    if method == "canvas" and target.task not in CANVAS_TASKS:
-        raise click.UsageError(f"--method canvas needs a canvas task (location or image). Received: task={target.task!r}")
+    if method == "canvas" and target.task == "classification":
+        raise click.UsageError("--method canvas needs a canvas task or a model of its own (location, image, features). "
+                               "Received: task='classification'")
     images = target.load_images("train", limit)
-    grid = target.grid if target.task in CANVAS_TASKS else None
+    grid = target.grid if target.task in (*CANVAS_TASKS, "features") else None
     if method == "mirror" and target.task in CANVAS_TASKS and grid is None:
         from pcw_keras.evaluation.position_channels import infer_grid
 
         grid = infer_grid(model, images.images.shape[2], None)
-    return rank_position_channels(
-        model, images, layer=layer, method=method, grid=grid, batch_size=batch_size, seed=target.seed, verbose=verbose
-    )
+    return rank_position_channels(model, images, layer=layer, method=method, grid=grid, batch_size=batch_size,
+                                  seed=target.seed, normalization=target.normalization, verbose=verbose)
 
 
 COMMON_OPTIONS = [
     click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                  help="Which model of a run directory."),
-    click.option("--data", "data", metavar="SOURCE", help="Data source (default: the run's recipe's; cifar10-mini for a .keras file)."),
-    click.option("--task", type=click.Choice(TASKS), help="Task of a .keras file (default: location; a run's recipe says it)."),
+    click.option("--images", "--data", "data", metavar="FOLDER|TARBALL|NPZ",
+                 help="Images to probe with (default: the run's recipe's data; cifar10-mini for a model file)."),
+    click.option("--preprocess", type=click.Choice(PREPROCESS), default=None,
+                 help="How a model file wants its pixels [default: cifar]; a run's recipe says it."),
+    click.option("--input-size", type=click.IntRange(min=1), help="Input size of a model file whose input shape leaves it open."),
+    click.option("--task", type=click.Choice(TASKS),
+                 help="What a model file's outputs mean (default: features, a model of its own; a run's recipe says it)."),
     click.option("--grid", type=click.IntRange(min=1), help="Canvas cells per side (default: the recipe's, or input width / 32)."),
-    click.option("--layer", help="Layer to rank (default: stage4, else pool; 4-D outputs are averaged over space)."),
-    click.option("--method", type=click.Choice(METHODS), help="canvas (default for canvas tasks) or mirror (the paper's; default otherwise)."),
+    click.option("--layer", help="Layer to rank (default: stage4 or pool in our ResNets, else the last 4-D layer before "
+                                 "global pooling; 4-D outputs are averaged over space)."),
+    click.option("--method", type=click.Choice(METHODS),
+                 help="canvas (default, but for classifiers) or mirror (the paper's; default for classifiers)."),
     click.option("--rank-limit", type=click.IntRange(min=1), default=200, show_default=True,
                  help="Training images used for the ranking (class-balanced subset)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True),
     click.option("--out", "out", type=click.Path(file_okay=False),
-                 help="Output folder (default: RUN_DIR/channels, or MODEL-channels beside a .keras file)."),
+                 help="Output folder (default: RUN_DIR/channels, or MODEL-channels beside a model file)."),
 ]
 
 
@@ -114,15 +106,19 @@ def common_options(function):
 
 
 def default_method(task: str, method: str | None) -> str:
-    return method or ("canvas" if task in CANVAS_TASKS else "mirror")
+    return method or ("mirror" if task == "classification" else "canvas")
 
 
 @click.command("rank")
-@click.argument("target", metavar="RUN_DIR_or_MODEL")
+@click.argument("target", metavar="MODEL")
 @common_options
 @click.option("--show", type=click.IntRange(min=1), default=10, show_default=True, help="Channels to print and mark in the plot.")
-def command(target, which, data, task, grid, layer, method, rank_limit, batch_size, out, show) -> None:
-    """Rank the channels of RUN_DIR_or_MODEL by how much they encode position.
+def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, out,
+            show) -> None:
+    """Rank the channels of MODEL by how much they encode position.
+
+    MODEL is a run directory, a .keras file or a SavedModel directory; a
+    model file of your own comes with --preprocess and --images.
 
     canvas: the same training images placed in every cell; a channel's score
     is the share of its pooled value's variance explained by the cell (1: pure
@@ -134,9 +130,9 @@ def command(target, which, data, task, grid, layer, method, rank_limit, batch_si
     \b
     Example:
       pcw rank runs/location-3x3-gapnet
-      pcw rank model.keras --task location --grid 3 --method mirror --layer stage3
+      pcw rank resnet50.keras --preprocess imagenet --images cifar10-jpeg.tar.gz --layer conv4_block6_out
     """
-    resolved = resolve_target(target, which, data, task, grid, out)
+    resolved = resolve_target(target, which, data, task, grid, out, preprocess, input_size)
     method = default_method(resolved.task, method)
     model = resolved.load_model()
     try:

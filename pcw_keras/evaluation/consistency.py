@@ -34,7 +34,7 @@ from pcw_keras.io import atomic_path
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_int_range
-from pcw_keras.training.augshift import unwrap
+from pcw_keras.training import unwrap
 
 
 def consistency(
@@ -54,9 +54,11 @@ def consistency(
 
     Parameters
     ----------
-    model : keras.Model
+    model : keras.Model or callable
         Maps normalised images ``(B, H, W, C)`` to class scores. An
-        :class:`pcw_keras.training.augshift.AugShiftModel` is evaluated as its classifier.
+        :class:`pcw_keras.training.AugShiftModel` is evaluated as its
+        classifier; a callable returning NumPy scores, such as an exported
+        model (:class:`pcw_keras.export.served.TFLiteClassifier`), is called as it is.
     dataset : ImageSet or tuple
         uint8 images and their labels: an :class:`ImageSet` or ``(images, labels)``.
     max_shift : int
@@ -235,7 +237,8 @@ def _prepare(model, dataset, max_shift: int, fill: str, batch_size: int):
     check_int_range("max_shift", max_shift, 1)
     check_int_range("batch_size", batch_size, 1)
     images, labels = _as_arrays(dataset)
-    return unwrap(model), images, labels, _shifter(max_shift, fill, images.shape)
+    classifier = unwrap(model) if isinstance(model, keras.Model) else model
+    return classifier, images, labels, _shifter(max_shift, fill, images.shape)
 
 
 def _normalized_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mean, std, verbose: int):
@@ -263,5 +266,6 @@ def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
     return (images.astype("float32") - shift) * scale
 
 
-def _predict(model: keras.Model, images) -> np.ndarray:
-    return np.argmax(keras.ops.convert_to_numpy(model.predict_on_batch(images)), axis=-1)
+def _predict(model, images) -> np.ndarray:
+    logits = model.predict_on_batch(images) if isinstance(model, keras.Model) else model(images)
+    return np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)

@@ -22,28 +22,57 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
+from pcw_keras.runs import CIFAR, Normalization
 
 METHODS = ("mirror", "canvas")
 DEFAULT_LAYERS = ("stage4", "pool")
 
 
 def default_layer(model: keras.Model) -> str:
-    """The layer ranked and attacked when none is named: ``stage4``, else ``pool``.
+    """The layer ranked and attacked when none is named.
 
-    For the package's ResNets ``stage4`` is the body's last map, for every head:
-    in GAPNet ``pool`` holds the logits (head convolution, then GAP), in
-    PermuteNet ``pool`` is permuted at every call, and for the plain ``gap`` head
-    GAP(``stage4``) *is* ``pool`` (zeroing a channel of either is the same
-    attack). The segmentation model keeps the backbone's ``stage4`` too.
+    For the package's ResNets it is ``stage4``, else ``pool``: ``stage4`` is
+    the body's last map, for every head (in GAPNet ``pool`` holds the logits,
+    in PermuteNet ``pool`` is permuted at every call, and for the plain
+    ``gap`` head GAP(``stage4``) *is* ``pool``). For any other model it is
+    the last layer with a 4-D output before the first global pooling (e.g.
+    ``conv5_block3_out`` of a Keras ResNet-50), or its last 4-D layer.
     """
     names = {layer.name for layer in model.layers}
     for name in DEFAULT_LAYERS:
         if name in names:
             return name
-    raise ValueError(
-        f"Model {model.name!r} has no layer named {' or '.join(DEFAULT_LAYERS)}: pass `layer=` with one of "
-        f"{[layer.name for layer in model.layers]}"
-    )
+    last = None
+    for layer in model.layers:
+        if isinstance(layer, GLOBAL_POOLING) and last is not None:
+            return last
+        if not isinstance(layer, keras.layers.InputLayer) and len(_output_shape(layer)) == 4:
+            last = layer.name
+    if last is None:
+        raise ValueError(f"Model {model.name!r} has no layer with a 4-D (image-like) output: pass `layer=`.")
+    return last
+
+
+GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+def _output_shape(layer) -> tuple:
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError):  # a layer called several times, or with several outputs
+        return ()
+
+
+def check_layer(model: keras.Model, layer: str) -> None:
+    """A ValueError naming the closest layer names when ``layer`` is not a layer of ``model``."""
+    import difflib
+
+    names = [candidate.name for candidate in model.layers]
+    if layer in names:
+        return
+    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}" if close else f"it has {len(names)} layers, e.g. {', '.join(names[-5:])}"
+    raise ValueError(f"{model.name!r} has no layer {layer!r} ({hint}).")
 
 
 def feature_model(model: keras.Model, layer: str) -> keras.Model:
@@ -54,9 +83,7 @@ def feature_model(model: keras.Model, layer: str) -> keras.Model:
     ValueError
         ``layer`` is not a layer of ``model``, or its output is neither 2-D nor 4-D.
     """
-    names = [candidate.name for candidate in model.layers]
-    if layer not in names:
-        raise ValueError(f"`layer` must name a layer of {model.name!r}, one of {names}. Received: layer={layer!r}")
+    check_layer(model, layer)
     output = model.get_layer(layer).output
     if len(output.shape) == 4:
         output = keras.layers.GlobalAveragePooling2D(name=f"{layer}_ranking_gap")(output)
@@ -190,6 +217,7 @@ def rank_position_channels(
     grid: int | None = None,
     batch_size: int = 64,
     seed: int = 0,
+    normalization: Normalization = CIFAR,
     verbose: bool = True,
 ) -> ChannelRanking:
     """Ranks the channels of ``layer`` by how much they encode position.
@@ -201,7 +229,7 @@ def rank_position_channels(
     dataset
         ``method="canvas"``: the patches to place, an
         :class:`~pcw_keras.data.ImageSet` or a uint8 array ``(N, h, w, 3)``;
-        they are normalised as the canvas pipelines do (CIFAR mean and std).
+        they are normalised with ``normalization``.
         ``method="mirror"``: the model's inputs, a float array
         ``(N, H, W, C)``, a ``tf.data.Dataset`` of inputs or of
         ``(inputs, labels)`` batches, or uint8 images (an ImageSet or array),
@@ -219,6 +247,9 @@ def rank_position_channels(
         Inputs per forward pass.
     seed : int
         Seed of the random cells when ``mirror`` places uint8 images on a canvas.
+    normalization : pcw_keras.runs.Normalization
+        How the model wants uint8 pixels (default CIFAR's mean and std, as
+        the package's pipelines; e.g. ``Normalization.named("imagenet")``).
     verbose : bool
         Progress bar.
 
@@ -251,8 +282,8 @@ def rank_position_channels(
     layer = layer or default_layer(model)
     features = feature_model(model, layer)
     if method == "canvas":
-        return _rank_canvas(features, layer, dataset, grid, batch_size, verbose)
-    return _rank_mirror(features, layer, dataset, grid, batch_size, seed, verbose)
+        return _rank_canvas(features, layer, dataset, grid, batch_size, normalization, verbose)
+    return _rank_mirror(features, layer, dataset, grid, batch_size, seed, normalization, verbose)
 
 
 # --- inputs -------------------------------------------------------------------------------------------
@@ -290,17 +321,22 @@ def infer_grid(model: keras.Model, patch_width: int, grid: int | None) -> int:
     return grid
 
 
-def canvases(patches: np.ndarray, cells, grid: int) -> np.ndarray:
-    """Normalised float32 canvases with each uint8 patch at its cell (as the canvas pipelines build them)."""
+def canvases(patches: np.ndarray, cells, grid: int, normalization: Normalization = CIFAR) -> np.ndarray:
+    """Normalised float32 canvases with each uint8 patch at its cell (as the canvas pipelines build them).
+
+    The patches are normalised with ``normalization`` (CIFAR's by default);
+    the empty cells are zeros, i.e. the mean colour.
+    """
     from keras import ops
 
     from pcw_keras.layers.canvas_placement import normalize, place_on_canvas
 
     cells = np.broadcast_to(np.asarray(cells, "int32"), (len(patches),))
-    return ops.convert_to_numpy(place_on_canvas(normalize(patches), cells, grid))
+    normalized = normalize(patches, normalization.mean, normalization.std)
+    return ops.convert_to_numpy(place_on_canvas(normalized, cells, grid))
 
 
-def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int = 0):
+def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int = 0, normalization: Normalization = CIFAR):
     """Float batches of model inputs from an array, a tf.data dataset or uint8 images (see ``mirror``)."""
     images = getattr(dataset, "images", dataset)
     if isinstance(images, np.ndarray):
@@ -315,9 +351,9 @@ def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int =
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
                 if grid is None:
-                    yield ops.convert_to_numpy(normalize(chunk))
+                    yield ops.convert_to_numpy(normalize(chunk, normalization.mean, normalization.std))
                 else:
-                    yield canvases(chunk, rng.integers(0, grid * grid, len(chunk)), grid)
+                    yield canvases(chunk, rng.integers(0, grid * grid, len(chunk)), grid, normalization)
         else:
             for start in range(0, len(images), batch_size):
                 yield np.asarray(images[start:start + batch_size], "float32")
@@ -351,11 +387,11 @@ def _predict(features: keras.Model, batch) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(features.predict_on_batch(batch)), "float64")
 
 
-def _rank_mirror(features, layer, dataset, grid, batch_size, seed, verbose) -> ChannelRanking:
+def _rank_mirror(features, layer, dataset, grid, batch_size, seed, normalization, verbose) -> ChannelRanking:
     absolute = signed = None
     count = 0
     progress = _progress(len(dataset) if hasattr(dataset, "__len__") else None, verbose)
-    for batch in input_batches(dataset, batch_size, grid, seed):
+    for batch in input_batches(dataset, batch_size, grid, seed, normalization):
         if batch.ndim != 4:
             raise ValueError(f"`mirror` flips images (batch, H, W, C). Received: batch shape {batch.shape}")
         mirrored = batch[:, :, ::-1]
@@ -375,7 +411,7 @@ def _rank_mirror(features, layer, dataset, grid, batch_size, seed, verbose) -> C
     return ChannelRanking("mirror", layer, len(absolute), rankings, count, grid)
 
 
-def _rank_canvas(features, layer, dataset, grid, batch_size, verbose) -> ChannelRanking:
+def _rank_canvas(features, layer, dataset, grid, batch_size, normalization, verbose) -> ChannelRanking:
     patches = uint8_patches(dataset)
     grid = infer_grid(features, patches.shape[2], grid)
     cells = grid * grid
@@ -386,7 +422,7 @@ def _rank_canvas(features, layer, dataset, grid, batch_size, verbose) -> Channel
         part = patches[start:start + chunk]
         # Every patch of the chunk in every cell: one forward pass of len(part) * cells canvases.
         tiled = np.repeat(part, cells, axis=0)
-        placed = canvases(tiled, np.tile(np.arange(cells), len(part)), grid)
+        placed = canvases(tiled, np.tile(np.arange(cells), len(part)), grid, normalization)
         values = []
         for begin in range(0, len(placed), batch_size):
             values.append(_predict(features, placed[begin:begin + batch_size]))

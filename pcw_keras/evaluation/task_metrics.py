@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation.position_channels import canvases, infer_grid, uint8_patches
+from pcw_keras.runs import CIFAR, Normalization
 
 Metric = Callable[[keras.Model], dict]
 TASKS = ("location", "image")
@@ -42,7 +43,8 @@ def _cross_entropy(logits: np.ndarray, labels) -> np.ndarray:
 
 
 def canvas_cell_scores(
-    model: keras.Model, imageset, *, grid: int | None = None, task: str = "location", batch_size: int = 256
+    model: keras.Model, imageset, *, grid: int | None = None, task: str = "location", batch_size: int = 256,
+    normalization: Normalization = CIFAR,
 ) -> dict:
     """Accuracy and cross-entropy of ``model`` with every image of ``imageset`` placed in each cell in turn.
 
@@ -70,7 +72,7 @@ def canvas_cell_scores(
         correct, total_loss = 0, 0.0
         for start in range(0, len(patches), batch_size):
             chunk = patches[start:start + batch_size]
-            logits = _predict_logits(model, canvases(chunk, cell, grid), batch_size)
+            logits = _predict_logits(model, canvases(chunk, cell, grid, normalization), batch_size)
             expected = cell if task == "location" else classes[start:start + batch_size]
             correct += int(np.sum(np.argmax(logits, axis=-1) == expected))
             total_loss += float(_cross_entropy(logits, expected).sum())
@@ -85,6 +87,7 @@ def canvas_metric(
     task: str = "location",
     region: Sequence[int] | None = None,
     batch_size: int = 256,
+    normalization: Normalization = CIFAR,
 ) -> Metric:
     """Canvas-task accuracy (every image in every cell), optionally split by a region of cells.
 
@@ -100,7 +103,8 @@ def canvas_metric(
     region = None if region is None else sorted({int(c) for c in region})
 
     def metric(model: keras.Model) -> dict:
-        scores = canvas_cell_scores(model, imageset, grid=grid, task=task, batch_size=batch_size)
+        scores = canvas_cell_scores(model, imageset, grid=grid, task=task, batch_size=batch_size,
+                                    normalization=normalization)
         per_cell = scores["accuracy"]
         result = {"accuracy": float(per_cell.mean()), "loss": float(scores["loss"].mean())}
         if region is not None:
@@ -113,6 +117,25 @@ def canvas_metric(
                     result[f"{key}_{suffix}"] = float(scores[key][cells].mean()) if cells.any() else float("nan")
         result["per_cell_accuracy"] = [float(a) for a in per_cell]
         return result
+
+    return metric
+
+
+def agreement_metric(model: keras.Model, inputs, *, batch_size: int = 256) -> Metric:
+    """Top-1 agreement with the unattacked ``model`` on ``inputs``: the metric of a model without a task of ours.
+
+    A model of its own (an ImageNet classifier, a random network) has no
+    labels for our inputs; switching off channels is then scored by how
+    often its top-1 stays what it was.
+    """
+    inputs = np.asarray(inputs)
+    if not len(inputs):
+        raise ValueError("`inputs` must not be empty.")
+    batch_size = _check_batch_size(batch_size)
+    reference = _predict_labels(model, inputs, batch_size)
+
+    def metric(candidate: keras.Model) -> dict:
+        return {"agreement": float(np.mean(_predict_labels(candidate, inputs, batch_size) == reference))}
 
     return metric
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from importlib import metadata
 
@@ -12,6 +13,7 @@ import tensorflow as tf
 
 from pcw_keras.export.check import batches, check_inputs, keras_logits, median_latency_ms, parity
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
+from pcw_keras.export.op_versions import builtin_ops, check_runtime_compat, oldest_runtime
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, write_saved_model
 from pcw_keras.export.source import load_source
 from pcw_keras.export.staging import check_destination, staged_directory
@@ -31,7 +33,7 @@ class ExportCheckError(RuntimeError):
     """The exported model disagrees with the Keras model more than allowed; nothing was written."""
 
 
-def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement) -> None:
+def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement, runtime_compat) -> None:
     choices = {"format": (format, FORMATS), "quantize": (quantize, QUANTIZE_MODES),
                "input_dtype": (input_dtype, INPUT_DTYPES), "permutation": (permutation, PERMUTATIONS)}
     for name, (value, allowed) in choices.items():
@@ -46,6 +48,9 @@ def _check_arguments(format, quantize, input_dtype, permutation, int8_io, number
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
         raise ValueError(f"`min_agreement` must be in [0, 1]. Received: min_agreement={min_agreement!r}")
+    if runtime_compat is not None and (format != "tflite" or not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(runtime_compat))):
+        raise ValueError("`runtime_compat` is a TFLite runtime version X.Y (format='tflite'). "
+                         f"Received: runtime_compat={runtime_compat!r}, format={format!r}")
 
 
 def _versions() -> dict:
@@ -82,6 +87,7 @@ def export_model(
     check_samples: int = 512,
     check_batch_size: int = 32,
     min_agreement: float | None = None,
+    runtime_compat: str | None = None,
     latency_runs: int = 50,
     threads: int = 1,
     seed: int = 0,
@@ -161,6 +167,12 @@ def export_model(
         Least top-1 agreement with Keras, up to Keras' own ties
         (:func:`pcw_keras.export.check.parity`); default 0.99 for float
         exports and 0.97 for int8 weights (``"dynamic"``, ``"int8"``, ``"int16x8"``).
+    runtime_compat : str, optional
+        TFLite only: an older runtime (``"2.14"``) that must load the model.
+        The export is refused, naming the ops and versions that runtime
+        lacks, when the model needs a newer one. Every TFLite report records
+        ``builtin_ops`` (name, version, count) and ``oldest_runtime``
+        (:mod:`pcw_keras.export.op_versions`, measured runtimes).
     latency_runs : int
         Timed single-image calls (after 5 warm-up calls); the report gives the median.
     threads : int
@@ -198,7 +210,7 @@ def export_model(
     _check_arguments(format, quantize, input_dtype, permutation, int8_io,
                      {"calibration_steps": calibration_steps, "check_samples": check_samples,
                       "check_batch_size": check_batch_size, "latency_runs": latency_runs, "threads": threads},
-                     min_agreement)
+                     min_agreement, runtime_compat)
     check_destination(out, overwrite)
     resolved = load_source(source, recipe=recipe, checkpoint=checkpoint, calibration=calibration,
                            preprocess=preprocess, input_size=input_size)
@@ -212,7 +224,7 @@ def export_model(
             details = _export_savedmodel(model, resolved.normalization, stage, input_dtype, permutation,
                                          permutation_seed, inputs, check_batch_size, latency_runs, verbose)
         else:
-            details = _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction,
+            details = _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat,
                                      calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
                                      latency_runs, threads, seed, verbose)
         check = details.pop("check")
@@ -309,7 +321,7 @@ def _representative_data(source, count: int, input_dtype: str, seed: int):
     return generate
 
 
-def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, calibration_steps,
+def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
                    permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
     exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
     representative = None
@@ -321,6 +333,8 @@ def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_co
         _say(verbose, f"converting to TFLite (quantize={quantize})")
         content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
                                       bias_correction=bias_correction)
+    if runtime_compat is not None:
+        check_runtime_compat(content, runtime_compat)
     path = os.path.join(stage, TFLITE_FILE)
     with open(path, "wb") as handle:
         handle.write(content)
@@ -369,6 +383,9 @@ def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_co
         "calibration_samples": calibration_steps if quantize in ("int8", "int16x8") else None,
         "input": {**runner.input_description(), **_input_description(input_dtype, source.normalization)},
         "output": runner.output_description(),
+        "builtin_ops": builtin_ops(content),
+        "oldest_runtime": oldest_runtime(content),
+        "runtime_compat": runtime_compat,
         "check": check,
         "latency": {**latency, "runtime": "ai_edge_litert", "threads": threads},
     }

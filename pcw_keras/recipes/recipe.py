@@ -268,8 +268,7 @@ class Recipe:
         """
         from pcw_keras.models import create_model
         from pcw_keras.models.precision import dtype_policy
-        from pcw_keras.training.augshift import AugShiftModel
-        from pcw_keras.training.placement import PlacementModel
+        from pcw_keras.training import AugShiftModel, PlacementModel
 
         model_config = dict(self.config["model"])
         name = model_config.pop("name")

@@ -19,13 +19,10 @@ import keras
 
 from pcw_keras.io import remove_stale_temporaries, write_text_atomic
 from pcw_keras.recipes import Recipe
+from pcw_keras.runs import RECIPE_FILE, RESULTS_FILE, Run
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.distribution import KerasDistribution
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
-
-RECIPE_FILE = "recipe.yaml"
-RESULTS_FILE = "results.json"
-
 
 RUN_FILES = ("metrics.csv", "best.keras", "best.json", "last.keras", RESULTS_FILE, "backup", "logs")
 
@@ -199,16 +196,6 @@ def progress_verbosity(verbose: int | str) -> int | str:
     return verbose
 
 
-def load_run_recipe(run_dir: str | os.PathLike, **overrides) -> Recipe:
-    """The resolved recipe a run directory was trained with."""
-    from pcw_keras.recipes import load
-
-    path = os.path.join(os.fspath(run_dir), RECIPE_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{os.fspath(run_dir)!r} is not a run directory: it has no {RECIPE_FILE}.")
-    return load(path, **overrides)
-
-
 def _completed_epochs(run_dir: str) -> int:
     """Rows of ``metrics.csv``: the epochs the run has finished."""
     path = os.path.join(run_dir, "metrics.csv")
@@ -241,7 +228,7 @@ def evaluate_run(
     final epoch is reported too.
     """
     run_dir = os.fspath(run_dir)
-    recipe = recipe or load_run_recipe(run_dir)
+    recipe = recipe or Run(run_dir).recipe
     test_images = recipe.load_images("test") if test_images is None else test_images
     epochs = _completed_epochs(run_dir)
     best_epoch = _best_epoch(run_dir)

@@ -1,0 +1,254 @@
+"""Bring your own model: every command takes a run directory or a model file, every run exports, bad input says so.
+
+CIFAR classifiers (plain, BlurPool, AugShift-trained) export as the plain
+classifier, checked on their recipe's test images; a Keras ResNet-50 with
+random weights is ranked and attacked by its own layer names; exported
+``.tflite`` files are scored for shift consistency on the same images and
+shifts as Keras; each bad case ends in one error line and an empty ``--out``.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pcw_keras import recipes
+from pcw_keras.cli import main
+from pcw_keras.export.served import TFLiteClassifier
+from pcw_keras.export.tflite import LiteRTModel
+from pcw_keras.runs import Normalization, Run, open_model
+from pcw_keras.training import train
+
+RUNNER = os.path.join(os.path.dirname(__file__), os.pardir, "export", "pcw_tflite_runner.py")
+FAST = ["--check-samples", "40", "--calibration-steps", "16", "--latency-runs", "3"]
+
+
+def _run(tiny_npz, tmp_path_factory, name):
+    recipe = recipes.load(name, **{"data.source": tiny_npz, "model.width": 0.0625, "training.epochs": 1,
+                                   "training.batch_size": 16, "training.jit_compile": False})
+    run_dir = tmp_path_factory.mktemp(name)
+    train(recipe, run_dir, verbose=0)
+    return str(run_dir)
+
+
+@pytest.fixture(scope="module")
+def augshift_run(tiny_npz, tmp_path_factory):
+    return _run(tiny_npz, tmp_path_factory, "cifar10-resnet18-augshift")
+
+
+@pytest.fixture(scope="module")
+def plain_run(tiny_npz, tmp_path_factory):
+    return _run(tiny_npz, tmp_path_factory, "cifar10-resnet18")
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(arg) for arg in args])
+
+
+def _one_error_line(result) -> str:
+    """The command failed with one ``Error:`` line, no traceback and no serialized config."""
+    assert result.exit_code != 0, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "Traceback" not in result.output and "config" not in errors[0], result.output
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def int8_exports(augshift_run, plain_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    for name, run in (("augshift", augshift_run), ("plain", plain_run)):
+        result = _cli("export", run, "--format", "tflite", "--quantize", "int8", "--out", root / name, *FAST)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+def test_augshift_and_plain_cifar_runs_export_as_plain_classifiers(int8_exports, augshift_run):
+    report = json.loads((int8_exports / "augshift" / "export_report.json").read_text())
+    assert report["recipe"] == "cifar10-resnet18-augshift" and report["check_inputs"] == "the recipe's test images"
+    assert report["check"]["passed"] and report["input"]["shape"] == [None, 32, 32, 3]
+    assert report["input"]["preprocess"] == "cifar" and report["bias_correction"] is True
+    assert (int8_exports / "augshift" / "labels.txt").read_text().split() == ["0", "1", "2", "3"]
+    # The exported file is the classifier alone: its logits follow the Keras classifier's on test images.
+    classifier = Run(augshift_run).model("best")
+    assert type(classifier).__name__ == "Functional"
+    images = Run(augshift_run).test_images().images[:16]
+    exported = LiteRTModel((int8_exports / "augshift" / "model.tflite").read_bytes())(images)
+    reference = classifier.predict_on_batch(Normalization.named("cifar").apply(images))
+    assert np.abs(exported - reference).max() < 0.25 * (np.abs(reference).max() + 1e-6) + 0.05
+
+
+def test_the_int8_export_runs_in_the_edge_runner_without_tensorflow(int8_exports, tmp_path):
+    blocker = tmp_path / "blocker" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is not on this device')\n")
+    np.save(tmp_path / "image.npy", np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    result = subprocess.run([sys.executable, RUNNER, str(int8_exports / "plain"), str(tmp_path / "image.npy"), "--json"],
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path / "blocker")},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["predictions"][0]["label"] in ("0", "1", "2", "3")
+
+
+def test_a_blurpool_run_exports(tiny_npz, tmp_path_factory, tmp_path):
+    run = _run(tiny_npz, tmp_path_factory, "cifar10-resnet18-blurpool")
+    result = _cli("export", run, "--format", "tflite", "--out", tmp_path / "blur", *FAST)
+    assert result.exit_code == 0, result.output
+    check = json.loads((tmp_path / "blur" / "export_report.json").read_text())["check"]
+    assert check["top1_agreement"] == 1.0 and check["max_abs_diff"] < 1e-3
+
+
+def _sequential() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([
+        keras.Input((64, 64, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a"),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv_b"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(5, name="head"),
+    ], name="small_cnn")
+
+
+def test_a_foreign_keras_file_exports_on_calibration_images(tiny_npz, tmp_path):
+    path = tmp_path / "small.keras"
+    _sequential().save(path)
+    result = _cli("export", path, "--calibration", tiny_npz, "--preprocess", "unit", "--quantize", "int8",
+                  "--out", tmp_path / "small", *FAST)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "small" / "export_report.json").read_text())
+    assert report["input"]["preprocess"] == "unit" and report["input"]["std"] == [1.0, 1.0, 1.0]
+    assert report["check"]["passed"] and report["check"]["accuracy_keras"] == 1.0  # labelled by Keras' own top-1
+    assert (tmp_path / "small" / "labels.txt").read_text().split("\n")[4] == "output 4"
+
+
+def test_a_model_of_no_recipe_needs_calibration_images(tmp_path):
+    path = tmp_path / "small.keras"
+    _sequential().save(path)
+    line = _one_error_line(_cli("export", path, "--out", tmp_path / "out"))
+    assert "--calibration FOLDER|TARBALL|NPZ" in line and not (tmp_path / "out").exists()
+
+
+def test_consistency_of_tflite_exports_is_measured_on_the_same_images_and_shifts(augshift_run, int8_exports, tiny_npz,
+                                                                                   tmp_path):
+    float_export = tmp_path / "f32"
+    assert _cli("export", augshift_run, "--format", "tflite", "--out", float_export, *FAST).exit_code == 0
+    scores = {}
+    for name, model in (("keras", augshift_run), ("float32", float_export / "model.tflite"),
+                        ("int8", int8_exports / "augshift" / "model.tflite")):
+        result = _cli("evaluate", "consistency", model, "--data", tiny_npz, "--passes", "2", "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        scores[name] = json.loads((tmp_path / name / "consistency.json").read_text())
+    # A float32 export predicts as Keras does: same consistency on the same shifted images, to one image in 40.
+    assert scores["float32"]["consistency"] == pytest.approx(scores["keras"]["consistency"], abs=1 / 40)
+    assert scores["float32"]["accuracy"] == pytest.approx(scores["keras"]["accuracy"], abs=1 / 40)
+    assert 0.0 <= scores["int8"]["consistency"] <= 1.0 and scores["int8"]["model"].endswith("model.tflite")
+    assert TFLiteClassifier(int8_exports / "augshift" / "model.tflite").name == "augshift"
+
+
+@pytest.fixture(scope="module")
+def resnet50_file(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
+    path = tmp_path_factory.mktemp("r50") / "resnet50.keras"
+    model.save(path)
+    return path
+
+
+def test_rank_and_attack_a_keras_applications_resnet50_by_its_layer_names(resnet50_file, tiny_npz, tmp_path):
+    common = ["--images", tiny_npz, "--preprocess", "imagenet", "--rank-limit", "8", "--batch-size", "32"]
+    result = _cli("rank", resnet50_file, *common, "--out", tmp_path / "default")
+    assert result.exit_code == 0, result.output
+    ranking = json.loads((tmp_path / "default" / "ranking_canvas.json").read_text())
+    assert ranking["layer"] == "conv5_block3_out" and ranking["num_channels"] == 2048 and ranking["grid"] == 2
+
+    result = _cli("attack", resnet50_file, *common, "--layer", "conv4_block6_out", "--limit", "8", "--top", "1,5%",
+                  "--random-draws", "1", "--out", tmp_path / "c4")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "c4" / "attack.json").read_text())
+    assert report["layer"] == "conv4_block6_out" and report["metric"] == "agreement"
+    assert report["baseline"]["agreement"] == 1.0 and [row["k"] for row in report["rows"]] == [1, 51]
+
+
+def test_a_sequential_model_is_ranked_at_its_last_map_before_pooling(tiny_npz, tmp_path):
+    path = tmp_path / "small.keras"
+    _sequential().save(path)
+    result = _cli("rank", path, "--images", tiny_npz, "--rank-limit", "8", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "r" / "ranking_canvas.json").read_text())["layer"] == "conv_b"
+
+
+def test_a_layer_that_does_not_exist_names_the_nearest(resnet50_file, tiny_npz, tmp_path):
+    line = _one_error_line(_cli("rank", resnet50_file, "--images", tiny_npz, "--layer", "conv4_block6",
+                                "--out", tmp_path / "out"))
+    assert "has no layer 'conv4_block6' (closest: conv4_block6_out" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_a_model_says_so(tmp_path):
+    path = tmp_path / "notes.keras"
+    path.write_text("not a model")
+    for command in (["rank", path], ["export", path, "--calibration", "cifar10-mini"]):
+        line = _one_error_line(_cli(*command, "--out", tmp_path / "out"))
+        assert "is not a Keras model" in line and not (tmp_path / "out").exists()
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class RandomShuffle(keras.layers.Layer):
+    """A layer of an op that TFLite builtins cannot run (stateless random numbers)."""
+
+    def call(self, inputs):
+        order = keras.ops.argsort(keras.random.uniform((inputs.shape[-1],), seed=0))
+        return keras.ops.take(inputs, order, axis=-1)
+
+
+def test_a_non_convertible_op_is_named_and_nothing_is_written(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    path = tmp_path / "shuffle.keras"
+    keras.Model(inputs, keras.layers.Dense(4)(RandomShuffle()(pooled))).save(path)
+    line = _one_error_line(_cli("export", path, "--calibration", "cifar10-mini", "--out", tmp_path / "out", *FAST))
+    assert "builtin-only TFLite cannot run" in line and "StatelessRandom" in line
+    assert sorted(os.listdir(tmp_path)) == ["shuffle.keras"]
+
+
+def test_an_export_below_the_gate_gives_the_figures_and_writes_nothing(plain_run, tmp_path, monkeypatch):
+    call = LiteRTModel.__call__
+    monkeypatch.setattr(LiteRTModel, "__call__", lambda self, images: np.roll(call(self, images), 1, axis=-1))
+    line = _one_error_line(_cli("export", plain_run, "--min-agreement", "0.99", "--out", tmp_path / "out", *FAST))
+    assert "below the required 99.00%" in line and "max |diff|" in line and not (tmp_path / "out").exists()
+
+
+def test_open_model_tells_runs_from_model_files(plain_run, tmp_path):
+    assert isinstance(open_model(plain_run), Run)
+    assert isinstance(open_model(os.path.join(plain_run, "last.keras")), Run)  # a .keras inside a run keeps its recipe
+    with pytest.raises(ValueError, match="neither a run directory"):
+        open_model(tmp_path)
+    with pytest.raises(FileNotFoundError, match="No run directory or model"):
+        open_model(tmp_path / "missing.keras")
+    with pytest.raises(ValueError, match=r"`preprocess` must be one of \('cifar', 'imagenet', 'unit', 'none'\)"):
+        Normalization.named("caffe")
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class SquareRoot(keras.layers.Layer):
+    """``sqrt(x)``: full int8 converts it to SQRT version 2, which TFLite runtime 2.14 does not know."""
+
+    def call(self, inputs):
+        return keras.ops.sqrt(inputs)
+
+
+def test_runtime_compat_refuses_an_export_an_older_runtime_cannot_load(int8_exports, tmp_path):
+    report = json.loads((int8_exports / "plain" / "export_report.json").read_text())
+    assert report["oldest_runtime"] == "2.14" and {"name": "CONV_2D", "version": 3, "count": 20} in report["builtin_ops"]
+
+    inputs = keras.Input((32, 32, 3))
+    features = SquareRoot()(keras.layers.Conv2D(4, 3, activation="relu")(inputs))
+    path = tmp_path / "sqrt.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))).save(path)
+    line = _one_error_line(_cli("export", path, "--calibration", "cifar10-mini", "--quantize", "int8",
+                                "--runtime-compat", "2.14", "--out", tmp_path / "out", *FAST))
+    assert "TFLite runtime 2.14 cannot load this model: it does not know SQRT version 2" in line
+    assert not (tmp_path / "out").exists()

@@ -6,8 +6,8 @@ a run directory themselves:
 
 - a **run directory** (:class:`Run`) brings its resolved recipe: the task,
   the canvas grid, the data with its fallback, the CIFAR normalisation;
-- a **model file** (:class:`ModelFile`), a ``.keras`` file or a SavedModel
-  directory, brings only its input size; the caller names how it wants its
+- a **model file** (:class:`ModelFile`), a ``.keras`` file, brings only
+  its input size; the caller names how it wants its
   pixels (``preprocess``, one of :data:`PREPROCESS`) and the images to probe
   it with. A ``.keras`` file with a ``recipe.yaml`` beside it is read as
   that run's model.
@@ -102,13 +102,12 @@ def output_labels(recipe, class_names: Sequence[str]) -> list[str]:
 
 
 def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Model:
-    """A model from a ``.keras`` file or a SavedModel directory, with one clear error when it is neither.
+    """A model from a ``.keras`` file, with one clear error when it is not one.
 
     Parameters
     ----------
     path : path
-        A ``.keras`` file, or a SavedModel directory (served through
-        ``keras.layers.TFSMLayer``: outputs only, no inner layers).
+        A ``.keras`` file.
     inference : bool
         Unwrap a training wrapper (AugShift's two-view trainer, the canvas
         placement front) to the plain model, and give a mixed-precision
@@ -119,7 +118,8 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
     FileNotFoundError
         Nothing at ``path``.
     ValueError
-        ``path`` is not a Keras model or a SavedModel (the message says what was found).
+        ``path`` is not a Keras model (the message says what was found), or
+        is a SavedModel, which serves outputs only.
     """
     import pcw_keras.layers  # noqa: F401  (registers the package's layers)
     from pcw_keras.models.precision import as_float32
@@ -127,13 +127,12 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
 
     path = os.fspath(path)
     if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise ValueError(f"{path!r} is a folder without saved_model.pb: pass a run directory, a .keras file or a SavedModel.")
-        return _saved_model(path)
+        raise ValueError(f"{path!r} is a SavedModel, which serves outputs only: rank, attack and export need the "
+                         ".keras model; pcw evaluate consistency takes the SavedModel itself.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model at {path!r}.")
     if not path.endswith(".keras"):
-        raise ValueError(f"A model file must be a .keras file or a SavedModel directory. Received: {path!r}")
+        raise ValueError(f"A model file must be a .keras file. Received: {path!r}")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path!r} is not a Keras model: a .keras file is a zip archive, and this one is not.")
     try:
@@ -142,19 +141,6 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
         reason = str(error).split("\n", 1)[0]
         raise ValueError(f"{path!r} is not a Keras model that loads here: {reason[:300]}") from None
     return as_float32(unwrap(model)) if inference else model
-
-
-def _saved_model(path: str) -> keras.Model:
-    layer = keras.layers.TFSMLayer(path, call_endpoint="serve")
-    signature = layer._endpoint_signatures["serve"] if hasattr(layer, "_endpoint_signatures") else None
-    spec = None
-    if signature is not None:
-        specs = signature.structured_input_signature[0] or list(signature.structured_input_signature[1].values())
-        spec = specs[0]
-    if spec is None:
-        raise ValueError(f"The SavedModel at {path!r} has no 'serve' signature with one image input.")
-    inputs = keras.Input(shape=tuple(spec.shape[1:]), dtype=spec.dtype.name)
-    return keras.Model(inputs, layer(inputs), name=os.path.basename(os.path.normpath(path)))
 
 
 class Run:
@@ -242,7 +228,7 @@ class ModelFile:
     Parameters
     ----------
     path : path
-        A ``.keras`` file or a SavedModel directory.
+        A ``.keras`` file (a SavedModel directory is refused when its model is loaded).
     preprocess : str
         How the model wants its pixels, one of :data:`PREPROCESS`.
     images : str, optional

@@ -148,6 +148,17 @@ def test_consistency_of_tflite_exports_is_measured_on_the_same_images_and_shifts
     assert TFLiteClassifier(int8_exports / "augshift" / "model.tflite").name == "augshift"
 
 
+def test_a_savedmodel_export_scores_as_keras_and_refuses_layer_questions(plain_run, tiny_npz, tmp_path):
+    assert _cli("export", plain_run, "--format", "savedmodel", "--out", tmp_path / "sm", *FAST).exit_code == 0
+    scores = []
+    for model in (plain_run, tmp_path / "sm"):
+        result = _cli("evaluate", "consistency", model, "--data", tiny_npz, "--passes", "1", "--out", tmp_path / "c")
+        assert result.exit_code == 0, result.output
+        scores.append(json.loads((tmp_path / "c" / "consistency.json").read_text()))
+    assert scores[1]["consistency"] == scores[0]["consistency"] and scores[1]["accuracy"] == scores[0]["accuracy"]
+    assert "serves outputs only" in _one_error_line(_cli("rank", tmp_path / "sm"))
+
+
 @pytest.fixture(scope="module")
 def resnet50_file(tmp_path_factory):
     keras.utils.set_random_seed(0)

@@ -49,7 +49,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
             random_draws, ranking_file, ranking_name, region, limit, seed) -> None:
     """Switch off the top-k ranked channels of MODEL versus k random ones, for each k.
 
-    MODEL is a run directory, a .keras file or a SavedModel directory (see
+    MODEL is a run directory or a .keras file (see
     pcw rank). Canvas tasks are scored with every test image placed in every
     cell (the accuracy is the mean over cells); classification by top-1
     accuracy; a model of its own (task features) by how often its top-1 on

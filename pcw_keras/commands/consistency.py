@@ -17,12 +17,13 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
     from pcw_keras.data import load_split
     from pcw_keras.runs import Run, open_model
 
-    if target.endswith(".tflite"):
-        from pcw_keras.export.served import TFLiteClassifier
+    exported = target.endswith(".tflite") or os.path.isfile(os.path.join(target, "saved_model.pb"))
+    if exported:
+        from pcw_keras.export.served import SavedModelClassifier, TFLiteClassifier
 
         if not data:
-            raise click.UsageError("A .tflite model needs --data SOURCE (the test split to shift).")
-        classifier = TFLiteClassifier(target)
+            raise click.UsageError("An exported model needs --data SOURCE (the test split to shift).")
+        classifier = TFLiteClassifier(target) if target.endswith(".tflite") else SavedModelClassifier(target)
         return classifier, target, load_split(data, "test", limit=limit, seed=seed), classifier.name, classifier.normalization
     source = open_model(target, preprocess=preprocess, **{"data.source": data, "data.test_limit": limit})
     if isinstance(source, Run):
@@ -44,7 +45,7 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
               help="Which model of a run directory.")
 @click.option("--data", "--images", "data", metavar="SOURCE", help="Test data (default for a run: its recipe's; required for a model file).")
 @click.option("--preprocess", type=click.Choice(PREPROCESS), default=None,
-              help="How a .keras/SavedModel file wants its pixels [default: cifar]; a .tflite export's report says it.")
+              help="How a .keras file wants its pixels [default: cifar]; an export's report says it.")
 @click.option("--limit", type=click.IntRange(min=1), help="Class-balanced subset of the test split.")
 @click.option("--max-shift", type=click.IntRange(min=1), default=4, show_default=True,
               help="Largest shift (pixels per axis) of the two random shifts.")
@@ -58,10 +59,10 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
 def command(target, which, data, preprocess, limit, max_shift, passes, curve_max_shift, fill, batch_size, seed, out) -> None:
     """Shift consistency of MODEL: how often two random shifts of a test image get the same class.
 
-    MODEL is a classification run directory, a .keras file, a SavedModel
-    directory or an exported .tflite file (float32 or int8, through the
-    LiteRT interpreter; its normalisation comes from the export_report.json
-    beside it): the same images and shifts score every one of them alike.
+    MODEL is a classification run directory, a .keras file, or an export:
+    a SavedModel directory or a .tflite file (float32 or int8, through the
+    LiteRT interpreter), whose normalisation comes from the export_report.json
+    beside it. The same images and shifts score every one of them alike.
 
     Zhang (2019)'s protocol adapted to 32x32 images (pad, two different random
     crops, several passes; see pcw_keras.evaluation.consistency), with the

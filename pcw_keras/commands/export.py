@@ -46,7 +46,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
             permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
             runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
-    """Export RUN_DIR_or_MODEL (a run directory, a .keras file or a SavedModel) for deployment, checked against Keras.
+    """Export RUN_DIR_or_MODEL (a run directory or a .keras file) for deployment, checked against Keras.
 
     Every model of a run exports: canvas networks, CIFAR classifiers,
     AugShift-trained ones (as the plain classifier) and BlurPool networks.

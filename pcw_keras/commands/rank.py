@@ -117,7 +117,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
             show) -> None:
     """Rank the channels of MODEL by how much they encode position.
 
-    MODEL is a run directory, a .keras file or a SavedModel directory; a
+    MODEL is a run directory or a .keras file; a
     model file of your own comes with --preprocess and --images.
 
     canvas: the same training images placed in every cell; a channel's score

@@ -32,6 +32,9 @@ class SavedModelRunner:
 
     def __init__(self, directory: str):
         self.module = tf.saved_model.load(directory)
+        if not hasattr(self.module, "serve"):
+            raise ValueError(f"The SavedModel at {directory!r} has no `serve` endpoint (pcw export writes one).")
+        self.input_dtype = self.module.serve.input_signature[0].dtype.name
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.module.serve(tf.constant(images))["logits"], np.float32)

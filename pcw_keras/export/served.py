@@ -1,4 +1,4 @@
-"""An exported ``.tflite`` model as a classifier of normalised images, for the evaluators (e.g. shift consistency)."""
+"""Exported models (``.tflite``, SavedModel) as classifiers of normalised images, for the evaluators (e.g. shift consistency)."""
 from __future__ import annotations
 
 import json
@@ -6,28 +6,44 @@ import os
 
 import numpy as np
 
+from pcw_keras.export.savedmodel import SavedModelRunner
 from pcw_keras.export.tflite import LiteRTModel
 from pcw_keras.runs import CIFAR, Normalization
 
 REPORT_FILE = "export_report.json"
 
 
-class TFLiteClassifier:
-    """``classifier(normalised images) -> float32 logits`` through the LiteRT interpreter.
+class _ServedClassifier:
+    """``classifier(normalised images) -> float32 logits`` for an exported model.
 
     The evaluators feed what a Keras model takes, images normalised with the
-    export's mean and std; a uint8-input export gets them back as pixels
-    (rounded, as a camera would give them), a float input takes them as
-    they are, and an int8 input or output is (de)quantised by
-    :class:`~pcw_keras.export.tflite.LiteRTModel`.
+    export's mean and std (read from the ``export_report.json`` that ``pcw
+    export`` writes beside the model, else CIFAR's); a uint8-input export
+    gets them back as pixels, rounded as a camera would give them.
+    """
 
-    Parameters
-    ----------
-    path : path
-        A ``.tflite`` file. Its normalisation is read from the
-        ``export_report.json`` beside it (``pcw export`` writes one), else CIFAR's.
-    threads : int
-        Interpreter threads.
+    input_dtype: str
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.normalization = _normalization_beside(self.path)
+        stem = os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
+        # An export folder's model.tflite is named after its folder.
+        self.name = os.path.basename(os.path.dirname(os.path.abspath(self.path))) if stem == "model" else stem
+
+    def _inputs(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, np.float32)
+        if self.input_dtype != "uint8":
+            return images
+        mean, std = np.asarray(self.normalization.mean, np.float32), np.asarray(self.normalization.std, np.float32)
+        return np.clip(np.rint((images * std + mean) * 255.0), 0, 255).astype(np.uint8)
+
+
+class TFLiteClassifier(_ServedClassifier):
+    """A ``.tflite`` export through the LiteRT interpreter (float32, float16 or int8; see :class:`_ServedClassifier`).
+
+    An int8 input or output is (de)quantised by
+    :class:`~pcw_keras.export.tflite.LiteRTModel`.
 
     Raises
     ------
@@ -38,7 +54,7 @@ class TFLiteClassifier:
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int = 1):
-        self.path = os.fspath(path)
+        super().__init__(path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"No .tflite model at {self.path!r}.")
         with open(self.path, "rb") as handle:
@@ -47,21 +63,22 @@ class TFLiteClassifier:
             self.runner = LiteRTModel(content, threads=threads)
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{self.path!r} is not a TFLite model that loads here: {str(error).splitlines()[0]}") from None
-        self.normalization = _normalization_beside(self.path)
-        stem = os.path.splitext(os.path.basename(self.path))[0]
-        # An export folder's model.tflite is named after its folder.
-        self.name = os.path.basename(os.path.dirname(os.path.abspath(self.path))) if stem == "model" else stem
-
-    @property
-    def input_dtype(self) -> str:
-        return np.dtype(self.runner.input["dtype"]).name
+        self.input_dtype = np.dtype(self.runner.input["dtype"]).name
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, np.float32)
-        if self.input_dtype == "uint8":
-            mean, std = np.asarray(self.normalization.mean, np.float32), np.asarray(self.normalization.std, np.float32)
-            images = np.clip(np.rint((images * std + mean) * 255.0), 0, 255).astype(np.uint8)
-        return self.runner(images)
+        return self.runner(self._inputs(images))
+
+
+class SavedModelClassifier(_ServedClassifier):
+    """A SavedModel export's ``serve`` endpoint (see :class:`_ServedClassifier`)."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self.runner = SavedModelRunner(self.path)
+        self.input_dtype = self.runner.input_dtype
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.runner(self._inputs(images))
 
 
 def _normalization_beside(path: str) -> Normalization:

@@ -88,7 +88,7 @@ def load_source(
     ----------
     source : path or keras.Model
         A run directory (its ``best.keras`` or ``last.keras``), a ``.keras``
-        file inside one, any ``.keras`` file or SavedModel (with
+        file inside one, any ``.keras`` file (with
         ``calibration``), or an in-memory model (with ``recipe`` or ``calibration``).
     recipe : str or path, optional
         A recipe whose test split checks a model that is not in a run directory.

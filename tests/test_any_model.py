@@ -263,3 +263,31 @@ def test_runtime_compat_refuses_an_export_an_older_runtime_cannot_load(int8_expo
                                 "--runtime-compat", "2.14", "--out", tmp_path / "out", *FAST))
     assert "TFLite runtime 2.14 cannot load this model: it does not know SQRT version 2" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluators_and_exporters_never_import_the_trainer(plain_run):
+    code = ("import sys; import pcw_keras.export, pcw_keras.evaluation, pcw_keras.commands.rank; "
+            "from pcw_keras.runs import open_model; open_model(sys.argv[1]).model(); "
+            "assert 'pcw_keras.training.runner' not in sys.modules, 'the trainer was imported'")
+    result = subprocess.run([sys.executable, "-c", code, plain_run], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_no_module_outside_training_reaches_into_it():
+    """Outside ``pcw_keras/training/``, the package imports only ``pcw_keras.training``'s public names."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).parents[1] / "pcw_keras"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if "training" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pcw_keras.training"):
+                if node.module != "pcw_keras.training" or any(alias.name.startswith("_") for alias in node.names):
+                    offenders.append(f"{path.relative_to(package)}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                offenders += [f"{path.relative_to(package)}: import {a.name}" for a in node.names
+                              if a.name.startswith("pcw_keras.training.")]
+    assert offenders == []

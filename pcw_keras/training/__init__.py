@@ -1,7 +1,6 @@
 """Training support: the run trainer, distribution strategy choice, resumable-run callbacks and the AugShift wrapper."""
 from pcw_keras.training.augshift import AugShiftModel, unwrap
 from pcw_keras.training.placement import PlacementModel
-from pcw_keras.training.runner import evaluate_run, train
 from pcw_keras.training.strategy import (
     STRATEGY_NAMES,
     choose_strategy,
@@ -24,3 +23,12 @@ __all__ = [
     "unwrap",
     "write_dir",
 ]
+
+
+def __getattr__(name: str):
+    """``train`` and ``evaluate_run`` load the trainer on first use: evaluators and exporters never import it."""
+    if name in ("train", "evaluate_run"):
+        from pcw_keras.training import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'pcw_keras.training' has no attribute {name!r}")

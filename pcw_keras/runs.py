@@ -285,8 +285,10 @@ def _with_input_size(model: keras.Model, size: int | None) -> keras.Model:
         return model
     if None not in shape[1:3]:
         raise ValueError(f"The model takes {shape[1]}x{shape[2]} inputs. Received: input_size={size}")
-    inputs = keras.Input(shape=(size, size, shape[3]), dtype=model.inputs[0].dtype)
-    return keras.Model(inputs, model(inputs), name=model.name)
+    # A clone on the fixed input keeps every layer at the top level, by name (a nested call would hide them).
+    clone = keras.models.clone_model(model, input_tensors=keras.Input(shape=(size, size, shape[3]), dtype=model.inputs[0].dtype))
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def open_model(

@@ -291,3 +291,16 @@ def test_no_module_outside_training_reaches_into_it():
                 offenders += [f"{path.relative_to(package)}: import {a.name}" for a in node.names
                               if a.name.startswith("pcw_keras.training.")]
     assert offenders == []
+
+
+def test_a_model_with_an_open_input_size_takes_input_size(tiny_npz, tmp_path):
+    inputs = keras.Input((None, None, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    path = tmp_path / "open.keras"
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(features))).save(path)
+    line = _one_error_line(_cli("rank", path, "--images", tiny_npz, "--out", tmp_path / "r"))
+    assert "leaves the image size open: pass input_size (CLI: --input-size)" in line
+    result = _cli("rank", path, "--images", tiny_npz, "--input-size", "96", "--rank-limit", "4", "--out", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    ranking = json.loads((tmp_path / "r" / "ranking_canvas.json").read_text())
+    assert ranking["layer"] == "conv" and ranking["grid"] == 3

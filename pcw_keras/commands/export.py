@@ -1,4 +1,4 @@
-"""``pcw export``: SavedModel or TFLite, checked against Keras, with export_report.json."""
+"""``pcw export``: SavedModel or TFLite, checked against Keras (or the SavedModel converted), with export_report.json."""
 from __future__ import annotations
 
 import click
@@ -21,7 +21,8 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Full int8: remove the systematic error of 8-bit rounding from each layer's output, through its bias.")
 @click.option("--input-dtype", type=click.Choice(("uint8", "float32")), default="uint8", show_default=True,
-              help="uint8: pixels 0-255, normalised inside the model; float32: normalised images as Keras takes them.")
+              help="uint8: pixels 0-255, normalised inside the model; float32: normalised images as Keras takes them. "
+                   "A SavedModel keeps its own.")
 @click.option("--permutation", type=click.Choice(("random", "frozen")), default="random", show_default=True,
               help="PermuteNet: a new permutation at every call (the paper), or one fixed one (deterministic).")
 @click.option("--permutation-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of a frozen permutation.")
@@ -29,13 +30,15 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--checkpoint", type=click.Choice(("best", "last")), default="best", show_default=True,
               help="Which model of a run directory.")
 @click.option("--calibration", metavar="FOLDER|TARBALL|NPZ",
-              help="A model file of no recipe: images that check and calibrate it (resized to its input).")
+              help="A model file of no recipe, or a SavedModel: images that check and calibrate it (resized to its input).")
 @click.option("--preprocess", type=click.Choice(PREPROCESS), default=None,
-              help="A model file of no recipe: how it wants its pixels [default: cifar].")
+              help="A model file of no recipe, or a SavedModel without export_report.json: how it wants its pixels "
+                   "[default: cifar].")
 @click.option("--input-size", type=click.IntRange(min=1), help="A model file whose input shape leaves the size open.")
-@click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True, help="Test canvases compared with Keras.")
+@click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Test inputs compared with Keras (or the SavedModel).")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Least top-1 agreement with Keras [default: 0.99 float, 0.97 int8 weights].")
+              help="Least top-1 agreement with Keras or the SavedModel [default: 0.99 float, 0.97 int8 weights].")
 @click.option("--runtime-compat", metavar="X.Y",
               help="TFLite: refuse (naming the ops) unless a runtime this old can load the model, e.g. 2.14.")
 @click.option("--latency-runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed single-image calls.")
@@ -46,7 +49,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
             permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
             runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
-    """Export RUN_DIR_or_MODEL (a run directory or a .keras file) for deployment, checked against Keras.
+    """Export RUN_DIR_or_MODEL (a run directory, a .keras file or a SavedModel directory) for deployment, checked.
 
     Every model of a run exports: canvas networks, CIFAR classifiers,
     AugShift-trained ones (as the plain classifier) and BlurPool networks.
@@ -54,9 +57,14 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
     split: canvases, or images. Any other model is checked and calibrated on
     --calibration images, with --preprocess saying how it wants its pixels.
 
+    A SavedModel directory (as --format savedmodel writes it) converts to
+    TFLite as it is, calibrated on --calibration images and checked against
+    the SavedModel itself on them; its normalisation comes from the
+    export_report.json in it, else from --preprocess.
+
     The folder --out gets the model (the SavedModel itself, or model.tflite),
     labels.txt and export_report.json: max and mean |difference| of the
-    logits versus Keras, top-1 agreement, both accuracies, size and
+    logits versus Keras (or the SavedModel), top-1 agreement, both accuracies, size and
     single-image latency. The export fails, writing nothing, when the
     agreement is below --min-agreement or an op cannot convert.
 
@@ -65,6 +73,7 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
       pcw export runs/gapnet-loc --format tflite --quantize int8 --out exports/gapnet-int8
       pcw export runs/permutenet --format savedmodel --permutation frozen --out exports/permutenet-sm
       pcw export resnet50.keras --calibration photos.tar.gz --preprocess imagenet --out exports/r50
+      pcw export exports/r50-sm --calibration photos.tar.gz --quantize int8 --out exports/r50-int8
     """
     import importlib.util
 
@@ -78,6 +87,7 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             f"TensorFlow {'installed' if importlib.util.find_spec('tensorflow') else 'not installed'}."
         )
     from pcw_keras.export import ExportCheckError, export_model
+    from pcw_keras.export.savedmodel import is_saved_model
 
     try:
         report = export_model(
@@ -91,10 +101,11 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
     except (ValueError, FileNotFoundError, FileExistsError, ExportCheckError) as error:
         raise click.ClickException(str(error)) from None
     check = report["check"]
+    reference = "the SavedModel" if is_saved_model(source) else "Keras"
     click.echo(
-        f"Exported {report['format']} ({report['quantize']}) to {out}: top-1 agreement with Keras "
-        f"{100 * check['top1_agreement']:.2f}% ({100 * check['top1_agreement_up_to_ties']:.2f}% up to Keras' ties) "
+        f"Exported {report['format']} ({report['quantize']}) to {out}: top-1 agreement with {reference} "
+        f"{100 * check['top1_agreement']:.2f}% ({100 * check['top1_agreement_up_to_ties']:.2f}% up to ties) "
         f"on {check['samples']} test inputs, max |diff| {check['max_abs_diff']:.3g}; "
-        f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%); "
+        f"accuracy {100 * check['accuracy_exported']:.2f}% ({reference} {100 * check['accuracy_keras']:.2f}%); "
         f"{report['file_size_bytes'] / 1e6:.2f} MB; {report['latency']['median_ms']:.2f} ms per image."
     )

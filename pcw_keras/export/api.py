@@ -1,10 +1,11 @@
-"""``export_model``: SavedModel or TFLite, checked against Keras on real test inputs, with a report."""
+"""``export_model``: SavedModel or TFLite, checked against Keras (or its SavedModel) on real inputs, with a report."""
 from __future__ import annotations
 
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 
 import keras
@@ -14,23 +15,22 @@ import tensorflow as tf
 from pcw_keras.export.check import batches, check_inputs, keras_logits, median_latency_ms, parity
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
 from pcw_keras.export.op_versions import builtin_ops, check_runtime_compat, oldest_runtime
-from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, write_saved_model
-from pcw_keras.export.source import load_source
+from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, is_saved_model, write_saved_model
+from pcw_keras.export.source import LABELS_FILE, SavedModelSource, load_saved_model, load_source
 from pcw_keras.export.staging import check_destination, staged_directory
 from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, convert_saved_model
 
 FORMATS = ("savedmodel", "tflite")
 REPORT_FILE = "export_report.json"
-LABELS_FILE = "labels.txt"
 TFLITE_FILE = "model.tflite"
-# Default gates on top-1 agreement with Keras, up to Keras' own ties (check.parity): float
-# exports must agree on 99% of the test inputs, exports with int8 weights (dynamic range,
-# int8, int16x8) on 97%.
+# Default gates on top-1 agreement with the reference (Keras, or the SavedModel converted), up to
+# its own ties (check.parity): float exports must agree on 99% of the test inputs, exports with
+# int8 weights (dynamic range, int8, int16x8) on 97%.
 DEFAULT_MIN_AGREEMENT = {"none": 0.99, "float16": 0.99, "dynamic": 0.97, "int8": 0.97, "int16x8": 0.97}
 
 
 class ExportCheckError(RuntimeError):
-    """The exported model disagrees with the Keras model more than allowed; nothing was written."""
+    """The exported model disagrees with Keras (or the SavedModel converted) more than allowed; nothing was written."""
 
 
 def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement, runtime_compat) -> None:
@@ -105,15 +105,25 @@ def export_model(
     size and single-image latency go into the report. Everything is written in
     a hidden folder that becomes ``out`` only when the check passed.
 
+    A SavedModel directory (with a ``serve`` endpoint, as ``format="savedmodel"``
+    writes) converts to TFLite as it is, with its own input dtype and
+    permutation: the check compares the TFLite model with the SavedModel on
+    the ``calibration`` images (required), resized to its input, labelled
+    with the SavedModel's top-1. Its normalisation, and its ``recipe``,
+    ``task`` and ``permutation`` entries, come from the ``export_report.json``
+    in it, else from ``preprocess``; its ``labels.txt`` is kept.
+
     Parameters
     ----------
     source : path or keras.Model
         A run directory, a ``.keras`` file, a SavedModel directory or a
         model. A model of no run directory is checked on ``recipe``'s test
-        split, or else on the ``calibration`` images.
+        split, or else on the ``calibration`` images; a SavedModel on the
+        ``calibration`` images.
     out : path
         The export folder to create.
     format : {"savedmodel", "tflite"}
+        A SavedModel ``source`` exports to ``"tflite"`` only.
     quantize : {"none", "float16", "dynamic", "int8", "int16x8"}
         TFLite only. ``"int8"`` (int8 weights and activations) and
         ``"int16x8"`` (int8 weights, int16 activations) calibrate on
@@ -123,6 +133,7 @@ def export_model(
         ``"uint8"`` (default): the model takes pixels 0-255 and normalises them
         itself, ready for images from files or cameras. ``"float32"``: the
         model takes what Keras takes, images normalised with the CIFAR mean/std.
+        A SavedModel ``source`` keeps its own.
     int8_io : bool
         With ``quantize="int8"``: int8 input (if float) and int8 output
         instead of float32; the report records the quantisation parameters.
@@ -148,23 +159,24 @@ def export_model(
         Seed of the frozen permutation.
     recipe : str, path or Recipe, optional
         The recipe whose data checks and calibrates the export (default: the
-        run directory's).
+        run directory's; not for a SavedModel).
     checkpoint : {"best", "last"}
         Which model of a run directory.
     calibration : str, optional
         Images (a folder, ``.tar.gz`` or ``.npz``; see
         :func:`pcw_keras.data.load_split`) that check and calibrate a model
-        of no recipe, resized to its input; the check then compares top-1
-        with Keras' own predictions.
+        of no recipe or a SavedModel, resized to its input; the check then
+        compares top-1 with the model's own predictions.
     preprocess : {"cifar", "imagenet", "unit", "none"}, optional
         How a model of no recipe wants its pixels (default ``cifar``);
-        a uint8 export normalises them so inside the model.
+        a uint8 export normalises them so inside the model. For a SavedModel
+        ``source`` the name its ``export_report.json`` records, if any.
     input_size : int, optional
-        Input size of a model whose input shape leaves it open.
+        Input size of a model whose input shape leaves it open (not for a SavedModel).
     check_samples, check_batch_size : int
         Test canvases compared, and how many per call.
     min_agreement : float, optional
-        Least top-1 agreement with Keras, up to Keras' own ties
+        Least top-1 agreement with Keras (or the SavedModel ``source``), up to its own ties
         (:func:`pcw_keras.export.check.parity`); default 0.99 for float
         exports and 0.97 for int8 weights (``"dynamic"``, ``"int8"``, ``"int16x8"``).
     runtime_compat : str, optional
@@ -196,7 +208,8 @@ def export_model(
     FileExistsError
         ``out`` exists and ``overwrite`` is false.
     ValueError
-        A bad argument, or (as ``UnsupportedOpsError``) ops that TFLite builtins cannot run.
+        A bad argument (e.g. a SavedModel ``source`` with ``format="savedmodel"``
+        or without ``calibration``), or (as ``UnsupportedOpsError``) ops that TFLite builtins cannot run.
     ExportCheckError
         Top-1 agreement below ``min_agreement``; nothing is left at ``out``.
 
@@ -212,56 +225,86 @@ def export_model(
                       "check_batch_size": check_batch_size, "latency_runs": latency_runs, "threads": threads},
                      min_agreement, runtime_compat)
     check_destination(out, overwrite)
+    gate = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
+    if is_saved_model(source):
+        if format != "tflite" or recipe is not None or input_size is not None:
+            raise ValueError(
+                f"{os.fspath(source)!r} is a SavedModel: it exports to TFLite (format='tflite'), checked on "
+                "calibration images at its own input size. "
+                f"Received: format={format!r}, recipe={recipe!r}, input_size={input_size!r}"
+            )
+        served = load_saved_model(source, calibration=calibration, preprocess=preprocess)
+        images = served.inputs(served.pixels("test", check_samples, seed=seed)[0])
+        head = {"format": format, "quantize": quantize, "source": served.path,
+                "check_inputs": f"{served.calibration} (labels: the SavedModel's top-1)", **served.described}
+        return _publish(out, overwrite, lambda stage: _export_saved_model_tflite(
+            served, stage, images, quantize, int8_io, bias_correction, runtime_compat, calibration_steps,
+            check_batch_size, latency_runs, threads, seed, verbose,
+        ), head, served.labels, samples=len(images), seed=seed, gate=gate, reference="the SavedModel", verbose=verbose)
+
     resolved = load_source(source, recipe=recipe, checkpoint=checkpoint, calibration=calibration,
                            preprocess=preprocess, input_size=input_size)
     model = resolved.model
     permuted = bool(random_permutation_layers(model))
-    gate = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
     inputs = check_inputs(resolved, check_samples, input_dtype=input_dtype, seed=seed, batch_size=check_batch_size)
 
-    with staged_directory(out, overwrite) as stage:
+    def export(stage: str) -> dict:
         if format == "savedmodel":
-            details = _export_savedmodel(model, resolved.normalization, stage, input_dtype, permutation,
-                                         permutation_seed, inputs, check_batch_size, latency_runs, verbose)
-        else:
-            details = _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat,
-                                     calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
-                                     latency_runs, threads, seed, verbose)
+            return _export_savedmodel(model, resolved.normalization, stage, input_dtype, permutation,
+                                      permutation_seed, inputs, check_batch_size, latency_runs, verbose)
+        return _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat,
+                              calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
+                              latency_runs, threads, seed, verbose)
+
+    head = {
+        "format": format,
+        "quantize": quantize,
+        "source": resolved.origin,
+        "recipe": resolved.name,
+        "task": resolved.task,
+        "check_inputs": {"canvas": "canvases of the recipe's test split", "images": "the recipe's test images",
+                         "calibration": f"{resolved.calibration} (labels: Keras' top-1)"}[resolved.kind],
+        "permutation": (
+            {"mode": permutation, **({"seed": permutation_seed} if permutation == "frozen" else {})}
+            if permuted else None
+        ),
+    }
+    return _publish(out, overwrite, export, head, resolved.labels, samples=len(inputs.labels), seed=seed, gate=gate,
+                    reference="Keras", verbose=verbose)
+
+
+def _publish(out, overwrite: bool, export: Callable[[str], dict], head: dict, labels: list[str], *, samples: int,
+             seed: int, gate: float, reference: str, verbose: bool) -> dict:
+    """Runs ``export(stage)`` in a staged folder, gates its check, writes labels and report there, and publishes it.
+
+    ``export`` writes the model into the folder and returns the report's
+    details, ``"check"`` included (:func:`parity` figures against
+    ``reference`` on ``samples`` inputs); the report is ``head``, the
+    details, the labels file, the check and the versions.
+    """
+    with staged_directory(out, overwrite) as stage:
+        details = export(stage)
         check = details.pop("check")
-        check.update({"samples": int(len(inputs.labels)), "split": "test", "seed": seed, "min_agreement": gate,
+        check.update({"samples": int(samples), "split": "test", "seed": seed, "min_agreement": gate,
                       "passed": check["top1_agreement_up_to_ties"] >= gate})
-        report = {
-            "format": format,
-            "quantize": quantize,
-            "source": resolved.origin,
-            "recipe": resolved.name,
-            "task": resolved.task,
-            "check_inputs": {"canvas": "canvases of the recipe's test split", "images": "the recipe's test images",
-                             "calibration": f"{resolved.calibration} (labels: Keras' top-1)"}[resolved.kind],
-            "permutation": (
-                {"mode": permutation, **({"seed": permutation_seed} if permutation == "frozen" else {})}
-                if permuted else None
-            ),
-            **details,
-            "labels_file": LABELS_FILE,
-            "check": check,
-            "versions": _versions(),
-        }
+        report = {**head, **details, "labels_file": LABELS_FILE, "check": check, "versions": _versions()}
         if not check["passed"]:
             raise ExportCheckError(
-                f"The exported model agrees with Keras (top-1, up to ties) on {100 * check['top1_agreement_up_to_ties']:.2f}% "
-                f"of {check['samples']} test inputs, below the required {100 * gate:.2f}% "
-                f"(max |diff| {check['max_abs_diff']:.4g}, accuracy Keras {100 * check['accuracy_keras']:.2f}% vs "
-                f"exported {100 * check['accuracy_exported']:.2f}%). Nothing was written to {os.fspath(out)!r}; "
+                f"The exported model agrees with {reference} (top-1, up to ties) on "
+                f"{100 * check['top1_agreement_up_to_ties']:.2f}% of {check['samples']} test inputs, below the "
+                f"required {100 * gate:.2f}% (max |diff| {check['max_abs_diff']:.4g}, accuracy {reference} "
+                f"{100 * check['accuracy_keras']:.2f}% vs exported {100 * check['accuracy_exported']:.2f}%). "
+                f"Nothing was written to {os.fspath(out)!r}; "
                 "lower the gate with min_agreement (CLI: --min-agreement) to keep it anyway."
             )
         with open(os.path.join(stage, LABELS_FILE), "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{label}\n" for label in resolved.labels))
+            handle.write("".join(f"{label}\n" for label in labels))
         with open(os.path.join(stage, REPORT_FILE), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
     _say(verbose, f"{os.fspath(out)}: top-1 agreement {100 * check['top1_agreement']:.2f}% "
-                  f"({100 * check['top1_agreement_up_to_ties']:.2f}% up to Keras' ties), "
-                  f"accuracy {100 * check['accuracy_exported']:.2f}% (Keras {100 * check['accuracy_keras']:.2f}%), "
+                  f"({100 * check['top1_agreement_up_to_ties']:.2f}% up to ties), "
+                  f"accuracy {100 * check['accuracy_exported']:.2f}% "
+                  f"({reference} {100 * check['accuracy_keras']:.2f}%), "
                   f"{report['file_size_bytes'] / 1e6:.2f} MB, {report['latency']['median_ms']:.2f} ms per image")
     return report
 
@@ -321,23 +364,52 @@ def _representative_data(source, count: int, input_dtype: str, seed: int):
     return generate
 
 
-def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
-                   permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
-    exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
+def _convert(saved_model, source, quantize, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
+             seed, verbose) -> bytes:
+    """``saved_model`` as TFLite: calibrated on ``source``'s training pixels (int8, int16x8), checked for ``runtime_compat``."""
     representative = None
     if quantize in ("int8", "int16x8"):
         _say(verbose, f"drawing {calibration_steps} calibration inputs from the training split")
         representative = _representative_data(source, calibration_steps, input_dtype, seed)
-    with tempfile.TemporaryDirectory() as saved_model:
-        write_saved_model(exported, saved_model, input_dtype=input_dtype, normalization=source.normalization)
-        _say(verbose, f"converting to TFLite (quantize={quantize})")
-        content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
-                                      bias_correction=bias_correction)
+    _say(verbose, f"converting to TFLite (quantize={quantize})")
+    content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
+                                  bias_correction=bias_correction)
     if runtime_compat is not None:
         check_runtime_compat(content, runtime_compat)
+    return content
+
+
+def _tflite_details(content, stage, check, input_dtype, normalization, quantize, int8_io, bias_correction,
+                    calibration_steps, runtime_compat, single, latency_runs, threads) -> dict:
+    """Writes ``model.tflite`` into ``stage`` and returns the report's details: file, input, ops, ``check``, latency on ``single``."""
     path = os.path.join(stage, TFLITE_FILE)
     with open(path, "wb") as handle:
         handle.write(content)
+    timer = LiteRTModel(content, threads=threads)
+    latency = median_latency_ms(lambda: timer(single), runs=latency_runs)
+    return {
+        "file": TFLITE_FILE,
+        "file_size_bytes": os.path.getsize(path),
+        "int8_io": int8_io,
+        "bias_correction": bias_correction if quantize == "int8" else None,
+        "calibration_samples": calibration_steps if quantize in ("int8", "int16x8") else None,
+        "input": {**timer.input_description(), **_input_description(input_dtype, normalization)},
+        "output": timer.output_description(),
+        "builtin_ops": builtin_ops(content),
+        "oldest_runtime": oldest_runtime(content),
+        "runtime_compat": runtime_compat,
+        "check": check,
+        "latency": {**latency, "runtime": "ai_edge_litert", "threads": threads},
+    }
+
+
+def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
+                   permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
+    exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
+    with tempfile.TemporaryDirectory() as saved_model:
+        write_saved_model(exported, saved_model, input_dtype=input_dtype, normalization=source.normalization)
+        content = _convert(saved_model, source, quantize, input_dtype, int8_io, bias_correction, runtime_compat,
+                           calibration_steps, seed, verbose)
 
     random_draws = permutation == "random" and exported is not model
     runner = LiteRTModel(content, threads=threads, read_permutations=random_draws)
@@ -371,24 +443,23 @@ def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_co
         if exported is not model:
             own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
             check["accuracy_keras_random_permutation"] = float(np.mean(own.argmax(-1) == inputs.labels))
+    return _tflite_details(content, stage, check, input_dtype, source.normalization, quantize, int8_io, bias_correction,
+                           calibration_steps, runtime_compat, inputs.images[:1], latency_runs, threads)
 
-    timer = LiteRTModel(content, threads=threads)
-    single = inputs.images[:1]
-    latency = median_latency_ms(lambda: timer(single), runs=latency_runs)
-    return {
-        "file": TFLITE_FILE,
-        "file_size_bytes": os.path.getsize(path),
-        "int8_io": int8_io,
-        "bias_correction": bias_correction if quantize == "int8" else None,
-        "calibration_samples": calibration_steps if quantize in ("int8", "int16x8") else None,
-        "input": {**runner.input_description(), **_input_description(input_dtype, source.normalization)},
-        "output": runner.output_description(),
-        "builtin_ops": builtin_ops(content),
-        "oldest_runtime": oldest_runtime(content),
-        "runtime_compat": runtime_compat,
-        "check": check,
-        "latency": {**latency, "runtime": "ai_edge_litert", "threads": threads},
-    }
+
+def _export_saved_model_tflite(source: SavedModelSource, stage, images, quantize, int8_io, bias_correction, runtime_compat,
+                               calibration_steps, batch_size, latency_runs, threads, seed, verbose) -> dict:
+    """The SavedModel ``source`` as TFLite, checked against the SavedModel's own outputs on ``images``."""
+    content = _convert(source.path, source, quantize, source.input_dtype, int8_io, bias_correction, runtime_compat,
+                       calibration_steps, seed, verbose)
+    runner = LiteRTModel(content, threads=threads)
+    _say(verbose, f"checking it on {len(images)} calibration images against the SavedModel")
+    outputs = np.concatenate([runner(batch) for batch in batches(images, batch_size)])
+    reference = np.concatenate([source.runner(batch) for batch in batches(images, batch_size)])
+    check = {**parity(outputs, reference, outputs, reference, reference.argmax(-1)),
+             "compared_with": "the SavedModel, same inputs"}
+    return _tflite_details(content, stage, check, source.input_dtype, source.normalization, quantize, int8_io,
+                           bias_correction, calibration_steps, runtime_compat, images[:1], latency_runs, threads)
 
 
 def export_savedmodel(source, out: str | os.PathLike, **kwargs) -> dict:

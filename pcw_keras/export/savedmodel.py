@@ -9,6 +9,13 @@ import tensorflow as tf
 
 from pcw_keras.export.graph import input_spec, serving_function
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def is_saved_model(path) -> bool:
+    """Whether ``path`` (a path, or anything else such as a model) is a SavedModel directory: it holds ``saved_model.pb``."""
+    return isinstance(path, (str, os.PathLike)) and os.path.isfile(os.path.join(os.fspath(path), SAVED_MODEL_FILE))
+
 
 def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = "uint8", normalization=None) -> None:
     """Writes ``model`` in inference mode as a SavedModel with one endpoint, ``serve``.
@@ -28,13 +35,18 @@ def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = 
 
 
 class SavedModelRunner:
-    """A loaded SavedModel's ``serve`` endpoint, called on NumPy batches (float32 logits back)."""
+    """A loaded SavedModel's ``serve`` endpoint, called on NumPy batches (float32 logits back).
+
+    ``input_dtype`` and ``input_shape`` (``(None, H, W, C)``) are those of the endpoint's input signature.
+    """
 
     def __init__(self, directory: str):
         self.module = tf.saved_model.load(directory)
         if not hasattr(self.module, "serve"):
             raise ValueError(f"The SavedModel at {directory!r} has no `serve` endpoint (pcw export writes one).")
-        self.input_dtype = self.module.serve.input_signature[0].dtype.name
+        signature = self.module.serve.input_signature[0]
+        self.input_dtype = signature.dtype.name
+        self.input_shape = tuple(signature.shape.as_list())
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return np.asarray(self.module.serve(tf.constant(images))["logits"], np.float32)

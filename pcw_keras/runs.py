@@ -127,8 +127,8 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
 
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise ValueError(f"{path!r} is a SavedModel, which serves outputs only: rank, attack and export need the "
-                         ".keras model; pcw evaluate consistency takes the SavedModel itself.")
+        raise ValueError(f"{path!r} is a SavedModel, which serves outputs only: rank and attack need the .keras "
+                         "model; pcw export converts the SavedModel to TFLite and pcw evaluate consistency takes it.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No model at {path!r}.")
     if not path.endswith(".keras"):

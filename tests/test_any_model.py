@@ -175,10 +175,12 @@ def test_rank_and_attack_a_keras_applications_resnet50_by_its_layer_names(resnet
     ranking = json.loads((tmp_path / "default" / "ranking_canvas.json").read_text())
     assert ranking["layer"] == "conv5_block3_out" and ranking["num_channels"] == 2048 and ranking["grid"] == 2
 
+    # Beside the default layer's ranking, another layer is ranked anew and reported apart.
     result = _cli("attack", resnet50_file, *common, "--layer", "conv4_block6_out", "--limit", "8", "--top", "1,5%",
-                  "--random-draws", "1", "--out", tmp_path / "c4")
+                  "--random-draws", "1", "--out", tmp_path / "default")
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "c4" / "attack.json").read_text())
+    assert (tmp_path / "default" / "ranking_canvas_conv4_block6_out.json").is_file()
+    report = json.loads((tmp_path / "default" / "attack_conv4_block6_out.json").read_text())
     assert report["layer"] == "conv4_block6_out" and report["metric"] == "agreement"
     assert report["baseline"]["agreement"] == 1.0 and [row["k"] for row in report["rows"]] == [1, 51]
 
@@ -304,3 +306,18 @@ def test_a_model_with_an_open_input_size_takes_input_size(tiny_npz, tmp_path):
     assert result.exit_code == 0, result.output
     ranking = json.loads((tmp_path / "r" / "ranking_canvas.json").read_text())
     assert ranking["layer"] == "conv" and ranking["grid"] == 3
+
+
+def test_a_savedmodel_export_is_scored_with_its_own_normalisation(tiny_npz, tmp_path):
+    from pcw_keras.export.served import SavedModelClassifier
+
+    path = tmp_path / "small.keras"
+    _sequential().save(path)
+    result = _cli("export", path, "--format", "savedmodel", "--calibration", tiny_npz, "--preprocess", "imagenet",
+                  "--out", tmp_path / "sm", *FAST)
+    assert result.exit_code == 0, result.output
+    served = SavedModelClassifier(tmp_path / "sm")
+    assert served.normalization == Normalization.named("imagenet") and served.input_dtype == "uint8"
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    normalized = Normalization.named("imagenet").apply(pixels)
+    np.testing.assert_allclose(served(normalized), keras.models.load_model(path).predict_on_batch(normalized), atol=1e-4)

@@ -122,7 +122,7 @@ def test_pcw_rank_writes_json_and_png_for_a_run_directory(tiny_npz, tmp_path):
     mirror = CliRunner().invoke(main, ["rank", str(model_file), "--data", tiny_npz, "--method", "mirror",
                                        "--layer", "stage3", "--rank-limit", "4"], catch_exceptions=False)
     assert mirror.exit_code == 0, mirror.output
-    saved = ChannelRanking.load_json(tmp_path / "run" / "best-channels" / "ranking_mirror.json")
+    saved = ChannelRanking.load_json(tmp_path / "run" / "best-channels" / "ranking_mirror_stage3.json")
     assert saved.layer == "stage3" and saved.grid == 3 and set(saved.rankings) == {"overall", "left", "right"}
 
     bad = CliRunner().invoke(main, ["rank", str(tmp_path / "nothing")])

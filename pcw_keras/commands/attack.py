@@ -39,7 +39,7 @@ def parse_region(text: str | None) -> list[int] | None:
               help="Channel counts to switch off; N% is a share of the layer's channels.")
 @click.option("--random-draws", type=click.IntRange(min=1), default=5, show_default=True, help="Random channel sets per k.")
 @click.option("--ranking", "ranking_file", type=click.Path(exists=True, dir_okay=False),
-              help="A ranking JSON from `pcw rank` (default: OUT/ranking_<method>.json if present, else ranked now).")
+              help="A ranking JSON from `pcw rank` (default: OUT/ranking_<method>[_<layer>].json if present, else ranked now).")
 @click.option("--ranking-name", default="overall", show_default=True,
               help="Which ranking of the file: overall, position_std, cell_K, left, right.")
 @click.option("--region", metavar="CELLS", help="Canvas cells of a region attack, e.g. 0,1,2: scores them apart from the other cells.")
@@ -57,8 +57,8 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
     --region (canvas), the accuracy of patches in those cells is reported
     apart from the others; rank the region's channels with --ranking-name
     cell_K. Writes attack.json, attack.md (the table) and attack.png (metric
-    versus k) into the output folder (attack_<ranking-name>_region<cells>.*
-    for other rankings and regions).
+    versus k) into the output folder (attack_<layer>_<ranking-name>_region<cells>.*
+    for a --layer, other rankings and regions).
 
     \b
     Example:
@@ -79,13 +79,14 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
         raise click.UsageError(f"--region needs a canvas task (location or image). Received: task={resolved.task!r}")
     model = resolved.load_model()
     try:
-        ranking_file = ranking_file or (ranking_path(resolved.out, method) if os.path.isfile(ranking_path(resolved.out, method)) else None)
+        stored = ranking_path(resolved.out, method, layer)
+        ranking_file = ranking_file or (stored if os.path.isfile(stored) else None)
         if ranking_file:
             ranking = ChannelRanking.load_json(ranking_file)
             click.echo(f"Ranking: {ranking_file} ({ranking.method}, layer `{ranking.layer}`)")
         else:
             ranking = compute_ranking(resolved, model, method, layer, rank_limit, batch_size)
-            ranking_file = ranking.save_json(ranking_path(resolved.out, method))
+            ranking_file = ranking.save_json(stored)
             ranking.save_plot(os.path.splitext(ranking_file)[0] + ".png")
         if layer and layer != ranking.layer:
             raise click.UsageError(f"The ranking is of layer {ranking.layer!r}. Received: --layer {layer}")
@@ -106,7 +107,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
         report = evaluate_attacks(model, metric, ranking, ks, ranking_name=ranking_name, random_draws=random_draws, seed=seed)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    stem = "attack" + ("" if ranking_name == "overall" else f"_{ranking_name}")
+    stem = "attack" + (f"_{layer}" if layer else "") + ("" if ranking_name == "overall" else f"_{ranking_name}")
     stem += "" if cells is None else "_region" + "-".join(map(str, cells))
     json_path = report.save_json(os.path.join(resolved.out, f"{stem}.json"))
     keys = [report.metric] + (["loss"] if "loss" in report.baseline else [])

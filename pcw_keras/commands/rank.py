@@ -55,8 +55,9 @@ def resolve_target(target: str, which: str, images: str | None, task: str | None
     return Target(source, which, source.task, grid, 0, out or source.default_out("channels"))
 
 
-def ranking_path(out: str, method: str) -> str:
-    return os.path.join(out, f"ranking_{method}.json")
+def ranking_path(out: str, method: str, layer: str | None = None) -> str:
+    """``OUT/ranking_<method>.json`` for the default layer, ``OUT/ranking_<method>_<layer>.json`` for a named one."""
+    return os.path.join(out, f"ranking_{method}" + (f"_{layer}" if layer else "") + ".json")
 
 
 def compute_ranking(target: Target, model, method: str, layer: str | None, limit: int, batch_size: int, verbose: bool = True):
@@ -125,7 +126,8 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
     position, 0: blind to it), plus per-cell rankings. mirror (the paper's):
     mean |f(x) - f(mirror x)|, plus left/right-specific rankings. Writes
     ranking_<method>.json (ordered channels and scores per ranking) and
-    ranking_<method>.png (score bars; cells x top channels heat map).
+    ranking_<method>.png (score bars; cells x top channels heat map);
+    ranking_<method>_<layer>.* for a --layer.
 
     \b
     Example:
@@ -139,7 +141,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
         ranking = compute_ranking(resolved, model, method, layer, rank_limit, batch_size)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    json_path = ranking.save_json(ranking_path(resolved.out, method))
+    json_path = ranking.save_json(ranking_path(resolved.out, method, layer))
     png_path = ranking.save_plot(os.path.splitext(json_path)[0] + ".png", top=show)
     overall = ranking.rankings["overall"]
     top = ", ".join(f"{c} ({s:.3f})" for c, s in zip(overall["channels"][:show], overall["scores"][:show]))

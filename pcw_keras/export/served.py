@@ -74,6 +74,7 @@ class SavedModelClassifier(_ServedClassifier):
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
+        self.normalization = _normalization_beside(os.path.join(self.path, "saved_model.pb"))  # its report is inside
         self.runner = SavedModelRunner(self.path)
         self.input_dtype = self.runner.input_dtype
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from pcw_keras.export.savedmodel import SavedModelRunner
+from pcw_keras.export.savedmodel import SAVED_MODEL_FILE, SavedModelRunner
 from pcw_keras.export.tflite import LiteRTModel
 from pcw_keras.runs import CIFAR, Normalization
 
@@ -26,7 +26,7 @@ class _ServedClassifier:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self.normalization = _normalization_beside(self.path)
+        self.normalization = normalization_beside(self.path)
         stem = os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
         # An export folder's model.tflite is named after its folder.
         self.name = os.path.basename(os.path.dirname(os.path.abspath(self.path))) if stem == "model" else stem
@@ -74,7 +74,7 @@ class SavedModelClassifier(_ServedClassifier):
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
-        self.normalization = _normalization_beside(os.path.join(self.path, "saved_model.pb"))  # its report is inside
+        self.normalization = normalization_beside(os.path.join(self.path, SAVED_MODEL_FILE))  # its report is inside
         self.runner = SavedModelRunner(self.path)
         self.input_dtype = self.runner.input_dtype
 
@@ -82,7 +82,8 @@ class SavedModelClassifier(_ServedClassifier):
         return self.runner(self._inputs(images))
 
 
-def _normalization_beside(path: str) -> Normalization:
+def normalization_beside(path: str) -> Normalization:
+    """The normalisation that the ``export_report.json`` in the folder of ``path`` records, else CIFAR's."""
     report = os.path.join(os.path.dirname(os.path.abspath(path)), REPORT_FILE)
     if not os.path.isfile(report):
         return CIFAR

@@ -11,7 +11,7 @@ import numpy as np
 
 from pcw_keras.export.graph import INPUT_DTYPES, normalize_tf
 from pcw_keras.export.savedmodel import SAVED_MODEL_FILE, SavedModelRunner
-from pcw_keras.export.served import REPORT_FILE, _normalization_beside
+from pcw_keras.export.served import REPORT_FILE, normalization_beside
 from pcw_keras.recipes import Recipe
 from pcw_keras.runs import CHECKPOINTS, CIFAR, ModelFile, Normalization, Run, open_model, output_labels
 
@@ -147,7 +147,7 @@ def load_saved_model(path: str | os.PathLike, *, calibration: str | None, prepro
     report = os.path.join(path, REPORT_FILE)
     described = {}
     if os.path.isfile(report):
-        normalization = _normalization_beside(os.path.join(path, SAVED_MODEL_FILE))
+        normalization = normalization_beside(os.path.join(path, SAVED_MODEL_FILE))
         if preprocess not in (None, normalization.name):
             raise ValueError(f"{report!r} records preprocess={normalization.name!r} for this SavedModel. "
                              f"Received: preprocess={preprocess!r}")

@@ -135,13 +135,13 @@ def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, stra
 
 
 @main.command("evaluate", context_settings={"ignore_unknown_options": True})
-@click.argument("run_dir", metavar="RUN_DIR | consistency RUN_DIR_or_MODEL")
+@click.argument("run_dir", metavar="RUN_DIR | consistency MODEL")
 @click.argument("consistency_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--data", "data", metavar="SOURCE", help="Evaluate on another source's test split.")
 def evaluate_command(run_dir, consistency_args, data) -> None:
     """Evaluate a run directory's best and last models on the test split (writes results.json).
 
-    `pcw evaluate consistency RUN_DIR_or_MODEL [OPTIONS]` measures shift
+    `pcw evaluate consistency MODEL [OPTIONS]` measures shift
     consistency instead: the same as `pcw consistency` (see its --help).
     """
     from pcw_keras.commands.consistency import command as consistency_command

@@ -10,7 +10,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 
 
 @click.command("export")
-@click.argument("source", metavar="RUN_DIR_or_MODEL")
+@click.argument("source", metavar="MODEL")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="tflite", show_default=True, help="Export format.")
 @click.option("--quantize", type=click.Choice(QUANTIZE), default="none", show_default=True,
               help="TFLite: float32 (none), float16 weights, dynamic-range int8 weights, full int8, "
@@ -49,7 +49,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
             permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
             runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
-    """Export RUN_DIR_or_MODEL (a run directory, a .keras file or a SavedModel directory) for deployment, checked.
+    """Export MODEL (a run directory, a .keras file or a SavedModel) for deployment, checked against it.
 
     Every model of a run exports: canvas networks, CIFAR classifiers,
     AugShift-trained ones (as the plain classifier) and BlurPool networks.

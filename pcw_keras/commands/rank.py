@@ -94,7 +94,7 @@ COMMON_OPTIONS = [
                  help="canvas (default, but for classifiers) or mirror (the paper's; default for classifiers)."),
     click.option("--rank-limit", type=click.IntRange(min=1), default=200, show_default=True,
                  help="Training images used for the ranking (class-balanced subset)."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True),
+    click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Inputs per forward pass."),
     click.option("--out", "out", type=click.Path(file_okay=False),
                  help="Output folder (default: RUN_DIR/channels, or MODEL-channels beside a model file)."),
 ]

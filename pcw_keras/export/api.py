@@ -16,12 +16,12 @@ from pcw_keras.export.check import batches, check_inputs, keras_logits, median_l
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
 from pcw_keras.export.op_versions import builtin_ops, check_runtime_compat, oldest_runtime
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, is_saved_model, write_saved_model
+from pcw_keras.export.served import REPORT_FILE
 from pcw_keras.export.source import LABELS_FILE, SavedModelSource, load_saved_model, load_source
 from pcw_keras.export.staging import check_destination, staged_directory
 from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, convert_saved_model
 
 FORMATS = ("savedmodel", "tflite")
-REPORT_FILE = "export_report.json"
 TFLITE_FILE = "model.tflite"
 # Default gates on top-1 agreement with the reference (Keras, or the SavedModel converted), up to
 # its own ties (check.parity): float exports must agree on 99% of the test inputs, exports with

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 
 from pcw_keras import recipes
+from pcw_keras.demo_verdict import is_rising, verdict  # noqa: F401 (is_rising: part of the demo's API)
 from pcw_keras.io import write_text_atomic
 from pcw_keras.models.flops import matmul_gflops
 
@@ -136,6 +138,18 @@ class _ProgressBar(keras.callbacks.Callback):
             self.stream.write("\n")
 
 
+def machine() -> dict:
+    """The CPU a run's times belong to: model name, cores, 1-minute load at the end of the run."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": name, "cores": os.cpu_count(), "load_1min": None if load is None else round(load, 2)}
+
+
 def expected_minutes(plan: DemoPlan, gflops: float) -> float:
     """The plan's time measured on the reference 2-core CPU, scaled by this machine's matmul rate."""
     return plan.estimate_minutes * REFERENCE_GFLOPS / max(gflops, 1e-3)
@@ -158,17 +172,6 @@ def _recipe(task: str, net: str, plan: DemoPlan, source: str | None, seed: int, 
             "data.validation_fraction": 0.05,
         })
     return recipes.load(f"{task}-{plan.grid}x{plan.grid}-{net}", **overrides)
-
-
-def is_rising(curve: list[float]) -> bool:
-    """Whether a validation curve climbs: the least-squares slope over its epochs is positive.
-
-    The slope over the whole curve, not the last few points: the demo's
-    validation split is small (250 images), so epoch-to-epoch noise is a few points.
-    """
-    if len(curve) < 3:
-        return True
-    return float(np.polyfit(np.arange(len(curve)), np.asarray(curve, dtype="float64"), 1)[0]) > 0
 
 
 def kept_shares(results: dict) -> dict[str, float | None]:
@@ -195,22 +198,8 @@ def _less(shares: dict) -> bool:
 
 
 def summary_line(results: dict) -> str:
-    """One line on what the table shows, judged on the numbers themselves (the issue's criteria)."""
-    gap, perm = results["GAPNet"], results["PermuteNet"]
-    location_gap = 100 * (gap["location"] - perm["location"])
-    chance = results["chance"]["image"]
-    image_ok = min(gap["image"], perm["image"]) >= 2 * chance
-    close = abs(gap["image"] - perm["image"]) <= 0.10
-    position = f"GAPNet locates the image {location_gap:.0f} points better than PermuteNet: position lives in the order of the channels"
-    if location_gap < 30:
-        return ("At this budget the networks are not yet apart on location (a --quick run proves the path, "
-                "not the science; run `pcw demo` without --quick).")
-    if image_ok and close:
-        return f"{position}; both recognise the image about as well: semantics survive the shuffle."
-    curve = results["runs"].get("image-permutenet", {}).get("validation_curve", [])
-    trend = "still rising" if is_rising(curve) else "not yet caught up"
-    return (f"{position}. PermuteNet's image accuracy is {trend} at this budget: learning semantics from "
-            "shuffled channels takes many more steps (the paper: 82.1% vs 82.6% after 20 full epochs; see docs/results.md).")
+    """One line on what the table shows, decided by :func:`pcw_keras.demo_verdict.verdict`'s stated thresholds."""
+    return verdict(results).sentence
 
 
 def format_table(results: dict) -> str:
@@ -273,8 +262,8 @@ def run_demo(
         f"({len(data['location'].train_images)} training images): location {runs[('location', 'gapnet')].epochs} epoch(s), "
         f"image {runs[('image', 'gapnet')].epochs} epoch(s) per network.\n"
     )
+    gflops = matmul_gflops()
     if plan.estimate_minutes:
-        gflops = matmul_gflops()
         stream.write(f"Expected time on this machine: about {expected_minutes(plan, gflops):.0f} min "
                      f"({plan.estimate_minutes:g} min on the reference 2-core CPU, scaled by this machine's "
                      f"{gflops:.0f} GFLOP/s matrix product); the bar shows the time left.\n")
@@ -312,7 +301,9 @@ def run_demo(
                 models[net] = model
     progress.close()
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
-    results["summary"] = summary_line(results)
+    results["machine"] = {**machine(), "matmul_gflops": round(gflops, 1)}
+    decided = verdict(results)
+    results["verdict"], results["summary"] = decided.kind, decided.sentence
     results["kept_share"] = kept_shares(results)
     results["kept_share_line"] = share_line(results)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7's measured result: rank the position channels of trained location-3x3 runs with `canvas`,
+# Position-channel attack study: rank the position channels of trained location-3x3 runs with `canvas`,
 # then switch off the top-k versus k random channels and measure location accuracy: at `stage4` (the
 # default layer, 5 random draws; plus a cell-4 region attack) and at `stage2` (20 random draws), then
 # every stage with other scores and the accuracy bound (scripts/channel_attack_layers.py).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 18 item 4: shift consistency of Keras vs TFLite float32 vs TFLite int8, one plain and one AugShift CIFAR-10 model.
+# Shift consistency of Keras vs TFLite float32 vs TFLite int8, one plain and one AugShift CIFAR-10 model.
 set -u
 DATA=/work/shared/data/cifar10-jpeg.tar.gz
 PCW=/work/venv/bin/pcw

@@ -35,6 +35,23 @@ def locates_bright_pixel():
     return functional(lambda x: keras.ops.reshape(x[..., 0], (-1, 256)), 256)
 
 
+def constant_model():
+    """Class 2 of 4 whatever the image (built from serialisable layers, for `pcw consistency MODEL.keras`)."""
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    model.layers[-1].set_weights([np.zeros((3, 4), "float32"), np.array([0.0, 0.0, 1.0, 0.0], "float32")])
+    return model
+
+
+def one_pixel_model():
+    """Class 0 when the normalised red value of pixel (16, 16) is positive, else class 1."""
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Cropping2D(((16, 15), (16, 15))),
+                              keras.layers.Flatten(), keras.layers.Dense(4)])
+    kernel = np.zeros((3, 4), "float32")
+    kernel[0, :2] = [1.0, -1.0]
+    model.layers[-1].set_weights([kernel, np.zeros(4, "float32")])
+    return model
+
+
 @pytest.fixture()
 def noise():
     rng = np.random.default_rng(0)
@@ -128,10 +145,30 @@ def test_cli_evaluate_consistency_of_a_run_directory(tiny_npz, tmp_path):
     assert result.exit_code == 0, result.output
     assert "consistency" in result.output and "accuracy" in result.output
     scores = json.loads((run_dir / "consistency.json").read_text())
-    assert 0.0 <= scores["consistency"] <= 1.0 and scores["images"] == 20 and scores["curve"]["shift"] == [1, 2]
+    assert scores["images"] == 20 and scores["curve"]["shift"] == [1, 2]
+    # What the command reports is the library's measure of that model on the run's test images (its recipe's
+    # data, 20 of them), with the same shifts.
+    test = recipes.load("cifar10-resnet18", **{"data.source": tiny_npz, "data.test_limit": 20}).load_images("test")
+    model = keras.models.load_model(run_dir / "best.keras", compile=False)
+    again = consistency(model, test, max_shift=4, passes=1, verbose=0)
+    assert {key: scores[key] for key in again} == again
+    assert scores["curve"] == consistency_curve(model, test, max_shift=2, verbose=0)
     assert (run_dir / "consistency_curve.csv").read_text().startswith("model,shift")
     with Image.open(run_dir / "consistency_curve.png") as image:
         assert image.format == "PNG"
+
+    # A constant model is shift-invariant by construction; a model that reads one fixed pixel is not.
+    for name, build, expected in (("constant", constant_model, 1.0), ("one_pixel", one_pixel_model, None)):
+        build().save(tmp_path / f"{name}.keras")
+        result = CliRunner().invoke(main, ["consistency", str(tmp_path / f"{name}.keras"), "--data", tiny_npz, "--limit", "20",
+                                           "--passes", "2", "--curve-max-shift", "2"])
+        assert result.exit_code == 0, result.output
+        scores = json.loads((tmp_path / "consistency.json").read_text())
+        if expected is not None:
+            assert scores["consistency"] == expected and scores["curve"]["consistency"] == [expected, expected]
+            assert scores["accuracy"] == scores["accuracy_shifted"] == 0.25  # always class 2; 5 of the 20 labels are 2
+        else:
+            assert scores["consistency"] < 0.9 and max(scores["curve"]["consistency"]) < 0.9, scores
 
     shutil.copy(run_dir / "best.keras", tmp_path / "model.keras")  # a model file outside a run: no recipe, no data
     model_file = CliRunner().invoke(main, ["consistency", str(tmp_path / "model.keras")])

@@ -9,7 +9,7 @@ what the image is.
 
 The budget is spent where the science needs it (measured on a 2-core CPU, see
 ``docs/results.md``): location separates within one epoch, while PermuteNet's
-image accuracy needs several more epochs to catch up with GAPNet's.
+image accuracy climbs far more slowly than GAPNet's.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ from pcw_keras.io import write_text_atomic
 from pcw_keras.models.flops import matmul_gflops
 
 NETWORKS = (("gapnet", "GAPNet"), ("permutenet", "PermuteNet"))
-REFERENCE_GFLOPS = 178.0  # matmul_gflops() on the 2-core CPU where the plans' times were measured (idle)
+REFERENCE_GFLOPS = 76.3
+"""``matmul_gflops()`` as measured by the run that timed the default plan (``machine.matmul_gflops`` in
+``docs/studies/demo/seed0/results.json``; a 2-core CPU under a concurrent load, which slows both the
+product and the run)."""
 TASKS = ("location", "image")
 PAPER = {3: {"GAPNet": {"location": 1.0, "image": 0.826}, "PermuteNet": {"location": 0.788, "image": 0.821}},
          7: {"GAPNet": {"location": 1.0, "image": 0.821}, "PermuteNet": {"location": 0.214, "image": 0.699}}}
@@ -48,15 +51,18 @@ class DemoPlan:
     passes: int
     grid: int = 3
     jit_compile: bool | str = "auto"
-    estimate_minutes: float = 0.0  # measured on a 2-core CPU; refined on this machine once training starts
+    estimate_minutes: float = 0.0  # at REFERENCE_GFLOPS (see PLANS); the progress bar refines it once training starts
 
 
+# estimate_minutes, measured (``wall_seconds`` of the plan's own run, scaled by its ``machine.matmul_gflops`` /
+# REFERENCE_GFLOPS): quick, docs/studies/demo/quick/results.json (50.9 s at 68.1 GFLOP/s); default,
+# docs/studies/demo/seed0/results.json (441.3 s at 76.3 GFLOP/s). tests/test_docs.py checks them against the files.
 PLANS = {
     "quick": DemoPlan(width=0.0625, location_epochs=1, image_epochs=1, train_limit=600, test_limit=200, passes=1,
-                      jit_compile=False, estimate_minutes=0.8),
-    # XLA follows the recipes' "auto" (off on a CPU, where it measured 1.1-1.4x slower: docs/benchmarks.md).
+                      jit_compile=False, estimate_minutes=0.76),
+    # XLA follows the recipes' "auto" (off on a CPU, where it measured slower: docs/benchmarks.md).
     "default": DemoPlan(width=0.125, location_epochs=1, image_epochs=10, train_limit=None, test_limit=None, passes=3,
-                        estimate_minutes=7.5),  # measured with XLA on (docs/results.md); the bar refines it
+                        estimate_minutes=7.36),
     "full": DemoPlan(width=1.0, location_epochs=20, image_epochs=20, train_limit=None, test_limit=None, passes=9, estimate_minutes=0.0),
 }
 

@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/plot_validation_curves.py --out docs/figures/x.png --title "..." \
-        --json docs/studies/image3x3_step_budget.json --run "width 1/4=runs/width_probe/permutenet-w0.25"
+        --run "width 1/8=docs/studies/image3x3_step_budget/permutenet" --run "width 1/4=runs/width_probe/permutenet-w0.25"
 
 The JSON maps a label to a list of validation accuracies in percent (one per
 epoch); a ``--run LABEL=DIR`` reads ``DIR/metrics.csv``'s ``val_accuracy``.

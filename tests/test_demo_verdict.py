@@ -45,3 +45,20 @@ def test_the_seed_spread_widens_the_thresholds():
 def test_a_small_gap_with_permutenet_at_chance_is_not_a_contradiction():
     decided = verdict(_table(0.3, 0.2, 0.1, 0.1))
     assert decided.kind == "inconclusive" and "not yet apart" in decided.sentence
+
+
+def test_the_seed_summary_decides_on_the_mean_table_with_the_gaps_spread():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "demo_seeds.py"
+    spec = importlib.util.spec_from_file_location("demo_seeds", path)
+    demo_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_seeds)
+    runs = [{**_table(1.0, perm, 0.5, 0.45, [0.1, 0.2, 0.3]), "seed": seed}
+            for seed, perm in enumerate((0.2, 0.3, 0.4))]
+    summary = demo_seeds.summarize(runs)
+    assert summary["mean"]["PermuteNet"]["location"] == 0.3 and summary["gap_spread_points"]["location"] == 10.0
+    assert summary["verdict"] == "supports"  # gap 70 >= 30 + 2 x 10
+    runs[2]["PermuteNet"]["location"] = 1.0  # mean gap 50, spread 40: 50 < 30 + 80
+    assert demo_seeds.summarize(runs)["verdict"] == "inconclusive"

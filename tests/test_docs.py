@@ -102,3 +102,18 @@ def test_the_demo_time_estimates_are_its_measured_runs():
     assert reference == default["machine"]["matmul_gflops"]
     assert estimates["default"] == pytest.approx(default["wall_seconds"] / 60, abs=0.01)
     assert estimates["quick"] == pytest.approx(quick["wall_seconds"] / 60 * quick["machine"]["matmul_gflops"] / reference, abs=0.01)
+
+
+def test_the_backend_choice_constants_are_the_measured_rates():
+    import ast
+    import json
+
+    tree = ast.parse((ROOT / "pcw_keras" / "backends.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.AnnAssign) and n.target.id == "CPU_TRAIN_IMAGES_PER_S")
+    constants = ast.literal_eval(node.value)
+    fused = json.loads((ROOT / "docs/bench/train_throughput_fused_bn_cpu.json").read_text())["rows"]
+    backends = json.loads((ROOT / "docs/bench/train_throughput_backends_cpu.json").read_text())["rows"]
+    for row in fused:
+        assert constants["tensorflow"][row["precision"]] == pytest.approx(row["train_images_per_s"], abs=0.01)
+    for row in (r for r in backends if r["backend"] == "jax"):
+        assert constants["jax"][row["precision"]] == pytest.approx(row["train_images_per_s"], abs=0.01)

@@ -10,20 +10,21 @@ Each document is written from a template in ``docs/templates/``:
 
 A template is Markdown with placeholders ``{{ EXPR }}`` or ``{{ EXPR | FORMAT }}``:
 
-- ``EXPR`` is an arithmetic expression over references ``FILE#KEY``, where
-  ``FILE`` is a path from the repository root (``.json``, ``.jsonl`` or
-  ``.csv``) or an alias declared on a line of its own,
-  ``<!-- data NAME = PATH -->`` anywhere in the template (the line is not rendered). ``KEY`` is a
+- ``EXPR`` is a Python expression over references ``FILE#KEY``. ``FILE`` is
+  a path from the repository root (``.json``, ``.jsonl`` or ``.csv``) or an
+  alias declared on a line of its own anywhere in the template,
+  ``<!-- data NAME = PATH -->`` (the line is not rendered). ``KEY`` is a
   dotted path: a dict key, a list index (``-1`` for the last), ``['a.b']``
   for a key with dots, or ``[field=value,...]`` for the first row of a list
-  whose fields have those values (JSON lines and CSV files are lists of rows).
-  ``mean``, ``median``, ``std`` (sample), ``min``, ``max``, ``sum``, ``len``,
-  ``abs``, ``round``, ``pct`` (x 100, item by item), ``slope`` (least squares
-  per item), ``column(rows, field)``, ``where(rows, field, value)`` and ``zip`` may be called; ``FILE#`` alone is the
-  whole file.
+  whose fields have those values (JSON lines and CSV files are lists of
+  rows); ``FILE#`` alone is the whole file. The functions are ``mean``,
+  ``median``, ``std`` (sample), ``min``, ``max``, ``sum``, ``len``, ``abs``,
+  ``round``, ``zip``, ``pct`` (x 100, item by item), ``slope`` (least squares
+  per item), ``column(rows, field)`` and ``where(rows, field, value)``.
 - ``FORMAT`` is a Python format spec (``.1f``, ``,.0f``, ``+.2f``), applied to
   each item of a list (joined by ``, ``), or ``ms`` for seconds written as
-  ``M min S s`` (``S s`` under a minute). Without it, numbers print as ``str`` does.
+  ``M min S s`` (``S s`` under a minute). Without it, values print as ``str``
+  does.
 
 ``python scripts/render_docs.py`` writes the documents; ``--check`` writes
 nothing and exits 1 if a document differs from its rendering (so does
@@ -100,8 +101,6 @@ TARGETS = (
 
 def load(path: Path) -> object:
     """A raw file's content: JSON as it is, JSON lines and CSV as lists of rows (CSV numbers as floats)."""
-    if not path.is_file():
-        raise RenderError(f"raw file {path} not found")
     text = path.read_text()
     if path.suffix == ".json":
         return json.loads(text)

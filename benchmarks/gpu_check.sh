@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on a machine with JAX and no TensorFlow or internet.
 #
-# Prepare here (once per session; the two folders are git-ignored through .git/info/exclude):
+# Prepare on a machine with internet (once; the two folders are git-ignored through .git/info/exclude):
 #   bash benchmarks/gpu_prepare.sh          # .whl/ (keras and its missing deps), .gpu/cifar10-jpeg.tar.gz
-# Run there (device tool: carry [".whl", ".gpu"]):
+# Run on the GPU machine, with the checkout and its .whl/ and .gpu/ folders copied there:
 #   bash benchmarks/gpu_check.sh            # full width, mixed_bfloat16, 1 epoch of 45,000 images per network
 # Extra arguments go to benchmarks/gpu_check.py (e.g. --width 0.125 --limit 2000 for a dry run).
 set -euo pipefail

@@ -108,7 +108,8 @@ def _sequential() -> keras.Model:
         keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a"),
         keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv_b"),
         keras.layers.GlobalAveragePooling2D(name="gap"),
-        keras.layers.Dense(5, name="head"),
+        # A wide head makes the untrained model decided on its inputs (its top class leads), as a trained one is.
+        keras.layers.Dense(5, name="head", kernel_initializer=keras.initializers.RandomNormal(stddev=20.0, seed=0)),
     ], name="small_cnn")
 
 
@@ -120,7 +121,10 @@ def test_a_foreign_keras_file_exports_on_calibration_images(tiny_npz, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "small" / "export_report.json").read_text())
     assert report["input"]["preprocess"] == "unit" and report["input"]["std"] == [1.0, 1.0, 1.0]
-    assert report["check"]["passed"] and report["check"]["accuracy_keras"] == 1.0  # labelled by Keras' own top-1
+    check = report["check"]
+    # No labels but Keras' own: agreement is the figure, and there is no accuracy line.
+    assert check["outcome"] == "passed" and "accuracy_keras" not in check and "accuracy_exported" not in check
+    assert report["check_inputs"].endswith("(no labels: compared with Keras)")
     assert (tmp_path / "small" / "labels.txt").read_text().split("\n")[4] == "output 4"
 
 
@@ -231,7 +235,56 @@ def test_an_export_below_the_gate_gives_the_figures_and_writes_nothing(plain_run
     call = LiteRTModel.__call__
     monkeypatch.setattr(LiteRTModel, "__call__", lambda self, images: np.roll(call(self, images), 1, axis=-1))
     line = _one_error_line(_cli("export", plain_run, "--min-agreement", "0.99", "--out", tmp_path / "out", *FAST))
-    assert "below the required 99.00%" in line and "max |diff|" in line and not (tmp_path / "out").exists()
+    assert line.startswith("Error: The export does not compute what Keras computes: top-1 agreement ")
+    assert "relative error" in line and "max |diff|" in line and not (tmp_path / "out").exists()
+
+
+def test_close_figures_that_change_decided_answers_still_fail(plain_run, tmp_path, monkeypatch):
+    """Swapping the top two outputs on 1 input in 8: a small error overall, but decided answers change."""
+    call = LiteRTModel.__call__
+
+    def swap_some(self, images):
+        outputs = call(self, images).copy()
+        rows = np.arange(0, len(outputs), 8)
+        top = np.argsort(outputs[rows], axis=-1)[:, -2:]
+        outputs[rows[:, None], top] = outputs[rows[:, None], top[:, ::-1]]
+        return outputs
+
+    monkeypatch.setattr(LiteRTModel, "__call__", swap_some)
+    line = _one_error_line(_cli("export", plain_run, "--max-error", "10", "--out", tmp_path / "out", *FAST))
+    assert "top-1 agreement on the decided inputs" in line and "below the required 99.00%" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def random_softmax_file(tmp_path_factory):
+    """A keras.applications model with random weights and its softmax: undecided on every input."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(64, 64, 3), classes=10,
+                                                include_preprocessing=False)
+    path = tmp_path_factory.mktemp("mnv3") / "mobilenet_v3_small.keras"
+    model.save(path)
+    return path
+
+
+def test_an_undecided_keras_applications_model_is_inconclusive_not_passed(random_softmax_file, tiny_npz, tmp_path):
+    result = _cli("export", random_softmax_file, "--calibration", tiny_npz, "--preprocess", "none",
+                  "--out", tmp_path / "f32", *FAST)
+    assert result.exit_code == 3, result.output
+    assert "inconclusive: the model is undecided on these inputs" in result.output
+    check = json.loads((tmp_path / "f32" / "export_report.json").read_text())["check"]
+    assert check["outcome"] == "inconclusive" and not check["passed"] and check["output_space"] == "probabilities"
+    assert check["decided_share"] < 0.5 and check["relative_error"] <= check["max_relative_error"]
+
+
+def test_random_noise_in_place_of_a_softmax_export_is_refused(random_softmax_file, tiny_npz, tmp_path, monkeypatch):
+    """The earlier gate passed it: a softmax of probabilities ties every class."""
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(LiteRTModel, "__call__",
+                        lambda self, images: rng.dirichlet(np.ones(10), len(images)).astype(np.float32))
+    line = _one_error_line(_cli("export", random_softmax_file, "--calibration", tiny_npz, "--preprocess", "none",
+                                "--out", tmp_path / "out", *FAST))
+    assert "failed: the outputs differ" in line and not (tmp_path / "out").exists()
 
 
 def test_open_model_tells_runs_from_model_files(plain_run, tmp_path):
@@ -321,3 +374,34 @@ def test_a_savedmodel_export_is_scored_with_its_own_normalisation(tiny_npz, tmp_
     pixels = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     normalized = Normalization.named("imagenet").apply(pixels)
     np.testing.assert_allclose(served(normalized), keras.models.load_model(path).predict_on_batch(normalized), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def fitted_resnet50_file(tiny_npz, tmp_path_factory):
+    """A keras.applications ResNet-50 backbone (random weights) with a softmax head fitted to it by least squares.
+
+    The head makes the model decided on its inputs, as a trained one is,
+    without the minutes of training.
+    """
+    keras.utils.set_random_seed(0)
+    backbone = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), include_top=False, pooling="avg")
+    data = np.load(tiny_npz)
+    features = backbone.predict_on_batch(data["x_train"].astype(np.float32))  # --preprocess none: raw pixels
+    targets = np.eye(4)[data["y_train"]] * 8.0
+    weights, *_ = np.linalg.lstsq(features - features.mean(0), targets - targets.mean(0), rcond=None)
+    inputs = keras.Input((32, 32, 3))
+    head = keras.layers.Dense(4, activation="softmax", name="head")
+    model = keras.Model(inputs, head(backbone(inputs)), name="resnet50_probe")
+    head.set_weights([weights.astype(np.float32), (-features.mean(0) @ weights).astype(np.float32)])
+    path = tmp_path_factory.mktemp("r50_probe") / "resnet50_probe.keras"
+    model.save(path)
+    return path
+
+
+def test_a_decided_keras_applications_model_exports_and_passes(fitted_resnet50_file, tiny_npz, tmp_path):
+    result = _cli("export", fitted_resnet50_file, "--calibration", tiny_npz, "--preprocess", "none",
+                  "--out", tmp_path / "f32", *FAST)
+    assert result.exit_code == 0, result.output
+    check = json.loads((tmp_path / "f32" / "export_report.json").read_text())["check"]
+    assert check["outcome"] == "passed" and check["output_space"] == "probabilities"
+    assert check["decided_share"] >= 0.5 and check["top1_agreement"] == 1.0 and check["relative_error"] < 1e-3

@@ -49,13 +49,14 @@ def test_a_uint8_savedmodel_converts_to_tflite_with_the_savedmodels_logits(saved
     saved_model = saved_models["uint8"]
     result = _cli("export", saved_model, "--format", "tflite", "--calibration", tiny_npz, "--out", tmp_path / "t32", *FAST)
     assert result.exit_code == 0, result.output
-    assert "top-1 agreement with the SavedModel 100.00%" in result.output
+    assert ": top-1 agreement 100.00% with the SavedModel" in result.output
     report = _report(tmp_path / "t32")
     assert report["input"]["preprocess"] == "unit" and report["input"]["std"] == [1.0, 1.0, 1.0]  # from sm's report
     assert report["input"]["dtype"] == "uint8" and report["source"] == str(saved_model)
     assert report["check"]["compared_with"] == "the SavedModel, same inputs" and report["check"]["samples"] == 40
-    assert report["check_inputs"] == f"{tiny_npz} (labels: the SavedModel's top-1)"
-    assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["accuracy_keras"] == 1.0
+    assert report["check_inputs"] == f"{tiny_npz} (no labels: compared with the SavedModel)"
+    assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["outcome"] == "passed"
+    assert "accuracy_keras" not in report["check"]  # no labels: no accuracy against the SavedModel's own top-1
     assert report["recipe"] == "small" and report["task"] == {"kind": "model"} and report["permutation"] is None
     assert {"CONV_2D", "MEAN", "FULLY_CONNECTED"} <= {op["name"] for op in report["builtin_ops"]}
     assert report["oldest_runtime"] and report["runtime_compat"] is None and report["latency"]["runs"] == 3

@@ -7,6 +7,8 @@ from pcw_keras.choices import PREPROCESS
 
 FORMATS = ("savedmodel", "tflite")
 QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
+INCONCLUSIVE_EXIT_STATUS = 3
+"""Exit status of an export whose check is inconclusive (written, but not judged)."""
 
 
 @click.command("export")
@@ -38,7 +40,11 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--check-samples", type=click.IntRange(min=1), default=512, show_default=True,
               help="Test inputs compared with Keras (or the SavedModel).")
 @click.option("--min-agreement", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Least top-1 agreement with Keras or the SavedModel [default: 0.99 float, 0.97 int8 weights].")
+              help="Least top-1 agreement with Keras or the SavedModel on the inputs where it is decided "
+                   "[default: 0.99 float, 0.97 int8 weights].")
+@click.option("--max-error", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="Largest relative error of the outputs (RMS difference over the spread of Keras' outputs) "
+                   "[default: 0.01 float32/float16, 0.1 dynamic/int16x8, 0.25 int8].")
 @click.option("--runtime-compat", metavar="X.Y",
               help="TFLite: refuse (naming the ops) unless a runtime this old can load the model, e.g. 2.14.")
 @click.option("--latency-runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed single-image calls.")
@@ -48,7 +54,7 @@ QUANTIZE = ("none", "float16", "dynamic", "int8", "int16x8")
 @click.option("--out", "out", required=True, type=click.Path(), help="Export folder to create.")
 def command(source, format_, quantize, calibration_steps, int8_io, bias_correction, input_dtype, permutation,
             permutation_seed, recipe, checkpoint, calibration, preprocess, input_size, check_samples, min_agreement,
-            runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
+            max_error, runtime_compat, latency_runs, threads, seed, overwrite, out) -> None:
     """Export MODEL (a run directory, a .keras file or a SavedModel) for deployment, checked against it.
 
     Every model of a run exports: canvas networks, CIFAR classifiers,
@@ -63,10 +69,23 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
     export_report.json in it, else from --preprocess.
 
     The folder --out gets the model (the SavedModel itself, or model.tflite),
-    labels.txt and export_report.json: max and mean |difference| of the
-    logits versus Keras (or the SavedModel), top-1 agreement, both accuracies, size and
-    single-image latency. The export fails, writing nothing, when the
-    agreement is below --min-agreement or an op cannot convert.
+    labels.txt and export_report.json: top-1 agreement with Keras (or the
+    SavedModel), the relative error of the outputs in the space the model
+    emits (logits or probabilities), the share of inputs on which Keras is
+    decided and the agreement there, both accuracies when a recipe gives
+    labels, size and single-image latency.
+
+    \b
+    The check has three outcomes (exit status):
+      passed (0)        the outputs are close and top-1 agrees;
+      inconclusive (3)  the outputs are close, but Keras is undecided on most
+                        check inputs (a random or barely trained model): top-1
+                        agreement cannot judge it; the export is written, its
+                        report says so;
+      failed (1)        the outputs differ more than --max-error, or top-1
+                        agreement on the decided inputs is below
+                        --min-agreement; nothing is written.
+    An op that cannot convert also fails, writing nothing.
 
     \b
     Examples:
@@ -87,6 +106,7 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             f"TensorFlow {'installed' if importlib.util.find_spec('tensorflow') else 'not installed'}."
         )
     from pcw_keras.export import ExportCheckError, export_model
+    from pcw_keras.export.gate import summary
     from pcw_keras.export.savedmodel import is_saved_model
 
     try:
@@ -95,17 +115,15 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             bias_correction=bias_correction,
             calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,
             recipe=recipe, checkpoint=checkpoint, calibration=calibration, preprocess=preprocess, input_size=input_size,
-            check_samples=check_samples, min_agreement=min_agreement, runtime_compat=runtime_compat,
+            check_samples=check_samples, min_agreement=min_agreement, max_error=max_error, runtime_compat=runtime_compat,
             latency_runs=latency_runs, threads=threads, seed=seed, overwrite=overwrite,
         )
     except (ValueError, FileNotFoundError, FileExistsError, ExportCheckError) as error:
         raise click.ClickException(str(error)) from None
-    check = report["check"]
     reference = "the SavedModel" if is_saved_model(source) else "Keras"
     click.echo(
-        f"Exported {report['format']} ({report['quantize']}) to {out}: top-1 agreement with {reference} "
-        f"{100 * check['top1_agreement']:.2f}% ({100 * check['top1_agreement_up_to_ties']:.2f}% up to ties) "
-        f"on {check['samples']} test inputs, max |diff| {check['max_abs_diff']:.3g}; "
-        f"accuracy {100 * check['accuracy_exported']:.2f}% ({reference} {100 * check['accuracy_keras']:.2f}%); "
+        f"Exported {report['format']} ({report['quantize']}) to {out}: {summary(report['check'], reference)}; "
         f"{report['file_size_bytes'] / 1e6:.2f} MB; {report['latency']['median_ms']:.2f} ms per image."
     )
+    if report["check"]["outcome"] == "inconclusive":
+        raise SystemExit(INCONCLUSIVE_EXIT_STATUS)

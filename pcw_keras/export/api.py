@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.export.check import batches, check_inputs, keras_logits, median_latency_ms, parity
+from pcw_keras.export.gate import DEFAULT_MIN_AGREEMENT, summary
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
 from pcw_keras.export.op_versions import builtin_ops, check_runtime_compat, oldest_runtime
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, is_saved_model, write_saved_model
@@ -23,17 +24,14 @@ from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, convert_saved_m
 
 FORMATS = ("savedmodel", "tflite")
 TFLITE_FILE = "model.tflite"
-# Default gates on top-1 agreement with the reference (Keras, or the SavedModel converted), up to
-# its own ties (check.parity): float exports must agree on 99% of the test inputs, exports with
-# int8 weights (dynamic range, int8, int16x8) on 97%.
-DEFAULT_MIN_AGREEMENT = {"none": 0.99, "float16": 0.99, "dynamic": 0.97, "int8": 0.97, "int16x8": 0.97}
 
 
 class ExportCheckError(RuntimeError):
-    """The exported model disagrees with Keras (or the SavedModel converted) more than allowed; nothing was written."""
+    """The exported model does not compute what Keras (or the SavedModel converted) computes; nothing was written."""
 
 
-def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement, runtime_compat) -> None:
+def _check_arguments(format, quantize, input_dtype, permutation, int8_io, numbers, min_agreement, max_error,
+                     runtime_compat) -> None:
     choices = {"format": (format, FORMATS), "quantize": (quantize, QUANTIZE_MODES),
                "input_dtype": (input_dtype, INPUT_DTYPES), "permutation": (permutation, PERMUTATIONS)}
     for name, (value, allowed) in choices.items():
@@ -48,6 +46,8 @@ def _check_arguments(format, quantize, input_dtype, permutation, int8_io, number
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
         raise ValueError(f"`min_agreement` must be in [0, 1]. Received: min_agreement={min_agreement!r}")
+    if max_error is not None and not max_error > 0.0:
+        raise ValueError(f"`max_error` must be a number > 0. Received: max_error={max_error!r}")
     if runtime_compat is not None and (format != "tflite" or not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(runtime_compat))):
         raise ValueError("`runtime_compat` is a TFLite runtime version X.Y (format='tflite'). "
                          f"Received: runtime_compat={runtime_compat!r}, format={format!r}")
@@ -87,6 +87,7 @@ def export_model(
     check_samples: int = 512,
     check_batch_size: int = 32,
     min_agreement: float | None = None,
+    max_error: float | None = None,
     runtime_compat: str | None = None,
     latency_runs: int = 50,
     threads: int = 1,
@@ -99,11 +100,18 @@ def export_model(
     The export folder ``out`` holds the model (the SavedModel itself, or
     ``model.tflite``), ``labels.txt`` (one name per output) and
     ``export_report.json``. The exported model is run on ``check_samples``
-    canvases of the recipe's test split (TFLite through the LiteRT
-    interpreter) and compared with Keras on the same inputs: max and mean
-    absolute difference of the logits, top-1 agreement, both accuracies, file
-    size and single-image latency go into the report. Everything is written in
-    a hidden folder that becomes ``out`` only when the check passed.
+    inputs of its own kind (canvases or images of the recipe's test split,
+    else calibration images; TFLite through the LiteRT interpreter) and
+    compared with Keras on the same inputs by the gate of
+    :mod:`pcw_keras.export.gate`: plain top-1 agreement, the relative error of
+    the outputs in the space the model emits (logits or probabilities), the
+    share of inputs on which Keras is decided and the agreement there, and,
+    with a recipe's labels, both accuracies; file size and single-image
+    latency go into the report. The check's ``outcome`` is ``"passed"``,
+    ``"inconclusive"`` (close outputs, but Keras is undecided on most inputs:
+    the export is written and the report says so) or ``"failed"``
+    (``ExportCheckError``). Everything is written in a hidden folder that
+    becomes ``out`` only when the check did not fail.
 
     A SavedModel directory (with a ``serve`` endpoint, as ``format="savedmodel"``
     writes) converts to TFLite as it is, with its own input dtype and
@@ -166,7 +174,7 @@ def export_model(
         Images (a folder, ``.tar.gz`` or ``.npz``; see
         :func:`pcw_keras.data.load_split`) that check and calibrate a model
         of no recipe or a SavedModel, resized to its input; the check then
-        compares top-1 with the model's own predictions.
+        compares the export with the model alone (no labels, no accuracy).
     preprocess : {"cifar", "imagenet", "unit", "none"}, optional
         How a model of no recipe wants its pixels (default ``cifar``);
         a uint8 export normalises them so inside the model. For a SavedModel
@@ -176,9 +184,14 @@ def export_model(
     check_samples, check_batch_size : int
         Test canvases compared, and how many per call.
     min_agreement : float, optional
-        Least top-1 agreement with Keras (or the SavedModel ``source``), up to its own ties
-        (:func:`pcw_keras.export.check.parity`); default 0.99 for float
-        exports and 0.97 for int8 weights (``"dynamic"``, ``"int8"``, ``"int16x8"``).
+        Least top-1 agreement with Keras (or the SavedModel ``source``) on the
+        inputs where it is decided (:func:`pcw_keras.export.gate.judge`);
+        default 0.99 for float exports and 0.97 for int8 weights
+        (``"dynamic"``, ``"int8"``, ``"int16x8"``).
+    max_error : float, optional
+        Largest relative error of the outputs
+        (:func:`pcw_keras.export.gate.relative_error`); default per
+        quantisation mode, :data:`pcw_keras.export.gate.MAX_RELATIVE_ERROR`.
     runtime_compat : str, optional
         TFLite only: an older runtime (``"2.14"``) that must load the model.
         The export is refused, naming the ops and versions that runtime
@@ -211,7 +224,8 @@ def export_model(
         A bad argument (e.g. a SavedModel ``source`` with ``format="savedmodel"``
         or without ``calibration``), or (as ``UnsupportedOpsError``) ops that TFLite builtins cannot run.
     ExportCheckError
-        Top-1 agreement below ``min_agreement``; nothing is left at ``out``.
+        The check failed (outputs not close, or top-1 agreement on the
+        decided inputs below ``min_agreement``); nothing is left at ``out``.
 
     Example
     -------
@@ -223,9 +237,9 @@ def export_model(
     _check_arguments(format, quantize, input_dtype, permutation, int8_io,
                      {"calibration_steps": calibration_steps, "check_samples": check_samples,
                       "check_batch_size": check_batch_size, "latency_runs": latency_runs, "threads": threads},
-                     min_agreement, runtime_compat)
+                     min_agreement, max_error, runtime_compat)
     check_destination(out, overwrite)
-    gate = DEFAULT_MIN_AGREEMENT[quantize] if min_agreement is None else float(min_agreement)
+    gate = {"quantize": quantize, "min_agreement": min_agreement, "max_error": max_error}
     if is_saved_model(source):
         if format != "tflite" or recipe is not None or input_size is not None:
             raise ValueError(
@@ -236,23 +250,23 @@ def export_model(
         served = load_saved_model(source, calibration=calibration, preprocess=preprocess)
         images = served.inputs(served.pixels("test", check_samples, seed=seed)[0])
         head = {"format": format, "quantize": quantize, "source": served.path,
-                "check_inputs": f"{served.calibration} (labels: the SavedModel's top-1)", **served.described}
+                "check_inputs": f"{served.calibration} (no labels: compared with the SavedModel)", **served.described}
         return _publish(out, overwrite, lambda stage: _export_saved_model_tflite(
-            served, stage, images, quantize, int8_io, bias_correction, runtime_compat, calibration_steps,
+            served, stage, images, gate, int8_io, bias_correction, runtime_compat, calibration_steps,
             check_batch_size, latency_runs, threads, seed, verbose,
-        ), head, served.labels, samples=len(images), seed=seed, gate=gate, reference="the SavedModel", verbose=verbose)
+        ), head, served.labels, samples=len(images), seed=seed, reference="the SavedModel", verbose=verbose)
 
     resolved = load_source(source, recipe=recipe, checkpoint=checkpoint, calibration=calibration,
                            preprocess=preprocess, input_size=input_size)
     model = resolved.model
     permuted = bool(random_permutation_layers(model))
-    inputs = check_inputs(resolved, check_samples, input_dtype=input_dtype, seed=seed, batch_size=check_batch_size)
+    inputs = check_inputs(resolved, check_samples, input_dtype=input_dtype, seed=seed)
 
     def export(stage: str) -> dict:
         if format == "savedmodel":
             return _export_savedmodel(model, resolved.normalization, stage, input_dtype, permutation,
-                                      permutation_seed, inputs, check_batch_size, latency_runs, verbose)
-        return _export_tflite(model, resolved, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat,
+                                      permutation_seed, inputs, gate, check_batch_size, latency_runs, verbose)
+        return _export_tflite(model, resolved, stage, gate, input_dtype, int8_io, bias_correction, runtime_compat,
                               calibration_steps, permutation, permutation_seed, inputs, check_batch_size,
                               latency_runs, threads, seed, verbose)
 
@@ -263,49 +277,42 @@ def export_model(
         "recipe": resolved.name,
         "task": resolved.task,
         "check_inputs": {"canvas": "canvases of the recipe's test split", "images": "the recipe's test images",
-                         "calibration": f"{resolved.calibration} (labels: Keras' top-1)"}[resolved.kind],
+                         "calibration": f"{resolved.calibration} (no labels: compared with Keras)"}[resolved.kind],
         "permutation": (
             {"mode": permutation, **({"seed": permutation_seed} if permutation == "frozen" else {})}
             if permuted else None
         ),
     }
-    return _publish(out, overwrite, export, head, resolved.labels, samples=len(inputs.labels), seed=seed, gate=gate,
+    return _publish(out, overwrite, export, head, resolved.labels, samples=len(inputs.keras_inputs), seed=seed,
                     reference="Keras", verbose=verbose)
 
 
 def _publish(out, overwrite: bool, export: Callable[[str], dict], head: dict, labels: list[str], *, samples: int,
-             seed: int, gate: float, reference: str, verbose: bool) -> dict:
+             seed: int, reference: str, verbose: bool) -> dict:
     """Runs ``export(stage)`` in a staged folder, gates its check, writes labels and report there, and publishes it.
 
     ``export`` writes the model into the folder and returns the report's
     details, ``"check"`` included (:func:`parity` figures against
     ``reference`` on ``samples`` inputs); the report is ``head``, the
-    details, the labels file, the check and the versions.
+    details, the labels file, the check and the versions. A failed check
+    raises :class:`ExportCheckError` and publishes nothing; a passed or
+    inconclusive one is published, its outcome in the report.
     """
     with staged_directory(out, overwrite) as stage:
         details = export(stage)
         check = details.pop("check")
-        check.update({"samples": int(samples), "split": "test", "seed": seed, "min_agreement": gate,
-                      "passed": check["top1_agreement_up_to_ties"] >= gate})
+        check.update({"samples": int(samples), "split": "test", "seed": seed})
         report = {**head, **details, "labels_file": LABELS_FILE, "check": check, "versions": _versions()}
-        if not check["passed"]:
+        if check["outcome"] == "failed":
             raise ExportCheckError(
-                f"The exported model agrees with {reference} (top-1, up to ties) on "
-                f"{100 * check['top1_agreement_up_to_ties']:.2f}% of {check['samples']} test inputs, below the "
-                f"required {100 * gate:.2f}% (max |diff| {check['max_abs_diff']:.4g}, accuracy {reference} "
-                f"{100 * check['accuracy_keras']:.2f}% vs exported {100 * check['accuracy_exported']:.2f}%). "
-                f"Nothing was written to {os.fspath(out)!r}; "
-                "lower the gate with min_agreement (CLI: --min-agreement) to keep it anyway."
+                f"The export does not compute what {reference} computes: {summary(check, reference)}. "
+                f"Nothing was written to {os.fspath(out)!r}; to keep it anyway, raise the tolerance "
+                "(max_error, CLI --max-error) or lower the gate (min_agreement, CLI --min-agreement)."
             )
         with open(os.path.join(stage, LABELS_FILE), "w", encoding="utf-8") as handle:
             handle.write("".join(f"{label}\n" for label in labels))
         with open(os.path.join(stage, REPORT_FILE), "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)
-    _say(verbose, f"{os.fspath(out)}: top-1 agreement {100 * check['top1_agreement']:.2f}% "
-                  f"({100 * check['top1_agreement_up_to_ties']:.2f}% up to ties), "
-                  f"accuracy {100 * check['accuracy_exported']:.2f}% "
-                  f"({reference} {100 * check['accuracy_keras']:.2f}%), "
-                  f"{report['file_size_bytes'] / 1e6:.2f} MB, {report['latency']['median_ms']:.2f} ms per image")
     return report
 
 
@@ -319,15 +326,15 @@ def _seed_states(model: keras.Model) -> list:
     return [layer.seed_generator.state for layer in random_permutation_layers(model)]
 
 
-def _export_savedmodel(model, normalization, stage, input_dtype, permutation, permutation_seed, inputs, batch_size,
-                       latency_runs, verbose) -> dict:
+def _export_savedmodel(model, normalization, stage, input_dtype, permutation, permutation_seed, inputs, gate,
+                       batch_size, latency_runs, verbose) -> dict:
     exported = inference_model(model, "frozen", seed=permutation_seed) if permutation == "frozen" else model
     states = _seed_states(exported)
     saved = [np.array(state.numpy()) for state in states]
     _say(verbose, "writing the SavedModel")
     write_saved_model(exported, stage, input_dtype=input_dtype, normalization=normalization)
     runner = SavedModelRunner(stage)
-    _say(verbose, f"checking it on {len(inputs.labels)} test inputs")
+    _say(verbose, f"checking it on {len(inputs.keras_inputs)} test inputs")
     outputs = np.concatenate([runner(batch) for batch in batches(inputs.images, batch_size)])
     # A random permutation's stream restarts from the saved seed state: Keras replays the same draws.
     for state, value in zip(states, saved):
@@ -335,8 +342,8 @@ def _export_savedmodel(model, normalization, stage, input_dtype, permutation, pe
     reference = keras_logits(exported, inputs.keras_inputs, batch_size=batch_size)
     for state, value in zip(states, saved):
         state.assign(value)
-    check = parity(outputs, reference, outputs, reference, inputs.labels)
-    if permutation == "frozen" and exported is not model:
+    check = parity(outputs, reference, outputs, reference, inputs.labels, **{**gate, "quantize": "none"})
+    if permutation == "frozen" and exported is not model and inputs.labels is not None:
         own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
         check["accuracy_keras_random_permutation"] = float(np.mean(own.argmax(-1) == inputs.labels))
     single = inputs.images[:1]
@@ -375,8 +382,35 @@ def _convert(saved_model, source, quantize, input_dtype, int8_io, bias_correctio
     content = convert_saved_model(saved_model, quantize, representative_data=representative, int8_io=int8_io,
                                   bias_correction=bias_correction)
     if runtime_compat is not None:
-        check_runtime_compat(content, runtime_compat)
+        try:
+            check_runtime_compat(content, runtime_compat)
+        except ValueError as error:
+            _say(verbose, f"trying the other quantize modes on TFLite {runtime_compat}")
+            loading = _modes_that_load(saved_model, source, quantize, input_dtype, runtime_compat, seed)
+            offer = ", ".join(loading) if loading else "none of them (no quantize mode loads there)"
+            raise ValueError(f"{error} The quantize modes that load on TFLite {runtime_compat}: {offer}.") from None
     return content
+
+
+PROBE_CALIBRATION_STEPS = 4
+"""Calibration samples when probing which quantize modes an older runtime loads: op versions do not depend on them."""
+
+
+def _modes_that_load(saved_model, source, refused: str, input_dtype: str, runtime: str, seed: int) -> list[str]:
+    """The quantize modes other than ``refused`` whose conversion of ``saved_model`` TFLite ``runtime`` can load."""
+    loading = []
+    for mode in QUANTIZE_MODES:
+        if mode == refused:
+            continue
+        representative = (_representative_data(source, PROBE_CALIBRATION_STEPS, input_dtype, seed)
+                          if mode in ("int8", "int16x8") else None)
+        try:
+            check_runtime_compat(convert_saved_model(saved_model, mode, representative_data=representative,
+                                                     bias_correction=False), runtime)
+        except Exception:  # noqa: BLE001 -- refused by the runtime, or this mode does not convert the model
+            continue
+        loading.append(mode)
+    return loading
 
 
 def _tflite_details(content, stage, check, input_dtype, normalization, quantize, int8_io, bias_correction,
@@ -403,8 +437,9 @@ def _tflite_details(content, stage, check, input_dtype, normalization, quantize,
     }
 
 
-def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
+def _export_tflite(model, source, stage, gate, input_dtype, int8_io, bias_correction, runtime_compat, calibration_steps,
                    permutation, permutation_seed, inputs, batch_size, latency_runs, threads, seed, verbose) -> dict:
+    quantize = gate["quantize"]
     exported = inference_model(model, "frozen" if permutation == "frozen" else "stateful", seed=permutation_seed)
     with tempfile.TemporaryDirectory() as saved_model:
         write_saved_model(exported, saved_model, input_dtype=input_dtype, normalization=source.normalization)
@@ -418,7 +453,7 @@ def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_co
             f"Checking a random permutation needs exactly one in the graph. Received: {runner.permutation_ops} "
             "TOPK_V2 ops; export with permutation='frozen'."
         )
-    _say(verbose, f"checking it on {len(inputs.labels)} test inputs through the LiteRT interpreter")
+    _say(verbose, f"checking it on {len(inputs.keras_inputs)} test inputs through the LiteRT interpreter")
     outputs, drawn = [], []
     for batch in batches(inputs.images, batch_size):
         outputs.append(runner(batch))
@@ -434,31 +469,30 @@ def _export_tflite(model, source, stage, quantize, input_dtype, int8_io, bias_co
         reference = keras_logits(reference_model, inputs.keras_inputs, batch_size=batch_size,
                                  after_batch=lambda index: replay.assign(drawn[index]))
         own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
-        check = parity(outputs, reference, outputs, own, inputs.labels)
+        check = parity(outputs, reference, outputs, own, inputs.labels, **gate)
         check["compared_with"] = "Keras, same inputs, replaying the permutation the interpreter drew at each call"
     else:
         reference = keras_logits(exported, inputs.keras_inputs, batch_size=batch_size)
-        check = parity(outputs, reference, outputs, reference, inputs.labels)
+        check = parity(outputs, reference, outputs, reference, inputs.labels, **gate)
         check["compared_with"] = "Keras, same inputs" + (", same frozen permutation" if exported is not model else "")
-        if exported is not model:
+        if exported is not model and inputs.labels is not None:
             own = keras_logits(model, inputs.keras_inputs, batch_size=batch_size)
             check["accuracy_keras_random_permutation"] = float(np.mean(own.argmax(-1) == inputs.labels))
     return _tflite_details(content, stage, check, input_dtype, source.normalization, quantize, int8_io, bias_correction,
                            calibration_steps, runtime_compat, inputs.images[:1], latency_runs, threads)
 
 
-def _export_saved_model_tflite(source: SavedModelSource, stage, images, quantize, int8_io, bias_correction, runtime_compat,
+def _export_saved_model_tflite(source: SavedModelSource, stage, images, gate, int8_io, bias_correction, runtime_compat,
                                calibration_steps, batch_size, latency_runs, threads, seed, verbose) -> dict:
     """The SavedModel ``source`` as TFLite, checked against the SavedModel's own outputs on ``images``."""
-    content = _convert(source.path, source, quantize, source.input_dtype, int8_io, bias_correction, runtime_compat,
+    content = _convert(source.path, source, gate["quantize"], source.input_dtype, int8_io, bias_correction, runtime_compat,
                        calibration_steps, seed, verbose)
     runner = LiteRTModel(content, threads=threads)
     _say(verbose, f"checking it on {len(images)} calibration images against the SavedModel")
     outputs = np.concatenate([runner(batch) for batch in batches(images, batch_size)])
     reference = np.concatenate([source.runner(batch) for batch in batches(images, batch_size)])
-    check = {**parity(outputs, reference, outputs, reference, reference.argmax(-1)),
-             "compared_with": "the SavedModel, same inputs"}
-    return _tflite_details(content, stage, check, source.input_dtype, source.normalization, quantize, int8_io,
+    check = {**parity(outputs, reference, outputs, reference, None, **gate), "compared_with": "the SavedModel, same inputs"}
+    return _tflite_details(content, stage, check, source.input_dtype, source.normalization, gate["quantize"], int8_io,
                            bias_correction, calibration_steps, runtime_compat, images[:1], latency_runs, threads)
 
 

@@ -10,16 +10,17 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset
+from pcw_keras.export.gate import judge
 from pcw_keras.export.graph import normalize_tf
 
 
 @dataclass
 class CheckInputs:
-    """Canvases of a recipe's task: as the export takes them (``images``), as Keras takes them, and labels."""
+    """Check inputs: as the export takes them (``images``), as Keras takes them, and their labels (None without a recipe)."""
 
     images: np.ndarray
     keras_inputs: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
 
 
 def canvas_samples(recipe, imageset, count: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,15 +58,14 @@ def check_inputs(source, count: int, *, input_dtype: str, seed: int = 0, batch_s
 
     Keras gets the pixels normalised by the same ops as the exported graph
     (:func:`normalize_tf` with the source's mean and std), so both see
-    identical inputs. Inputs without labels (a model of no recipe) are
-    labelled with Keras' own top-1.
+    identical inputs. Inputs of no recipe (calibration images) have no
+    labels (``None``): the check then compares with Keras alone.
     """
     pixels, labels = source.pixels("test", count, seed=seed)
     normalization = source.normalization
     keras_inputs = normalize_tf(pixels, normalization.mean, normalization.std).numpy()
-    if labels is None:
-        labels = keras_logits(source.model, keras_inputs, batch_size=batch_size).argmax(-1)
-    return CheckInputs(pixels if input_dtype == "uint8" else keras_inputs, keras_inputs, np.asarray(labels))
+    return CheckInputs(pixels if input_dtype == "uint8" else keras_inputs, keras_inputs,
+                       None if labels is None else np.asarray(labels))
 
 
 def keras_logits(model: keras.Model, inputs: np.ndarray, *, batch_size: int, after_batch: Callable | None = None) -> np.ndarray:
@@ -89,44 +89,21 @@ def batches(array: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield array[start : start + batch_size]
 
 
-TIE_TOLERANCE = 0.01
-"""Softmax probability within which two of Keras' classes count as tied (see :func:`parity`)."""
-
-
 def parity(exported: np.ndarray, reference: np.ndarray, exported_for_accuracy: np.ndarray,
-           keras_for_accuracy: np.ndarray, labels: np.ndarray) -> dict:
-    """Output differences and top-1 agreement against the reference, and both accuracies.
+           keras_for_accuracy: np.ndarray, labels: np.ndarray | None, *, quantize: str,
+           min_agreement: float | None = None, max_error: float | None = None) -> dict:
+    """The gate's figures (:func:`pcw_keras.export.gate.judge`) and, with real labels, both accuracies.
 
     ``reference`` is Keras run on the same inputs with the same permutations
     as the export; the accuracies are each model's own (for a random
-    permutation, each with its own draws).
-
-    ``top1_agreement`` counts exact argmax matches. ``top1_agreement_up_to_ties``,
-    which the export gate uses, also accepts an exported top-1 that Keras
-    itself ranks within :data:`TIE_TOLERANCE` (one percentage point of
-    softmax probability) of its own top-1: a model still undecided between
-    two classes (early in training, near chance) flips such ties under any
-    rounding, while a decided model's flips all count. The criterion reads
-    Keras' outputs only, so a poor export cannot widen it.
+    permutation, each with its own draws). Without labels (check inputs of
+    no recipe) there is no accuracy: agreement with Keras is the figure.
     """
-    difference = np.abs(exported.astype(np.float64) - reference.astype(np.float64))
-    chosen = exported.argmax(-1)
-    probabilities = _softmax(reference.astype(np.float64))
-    tied = probabilities[np.arange(len(chosen)), chosen] >= probabilities.max(-1) - TIE_TOLERANCE
-    return {
-        "max_abs_diff": float(difference.max()),
-        "mean_abs_diff": float(difference.mean()),
-        "top1_agreement": float(np.mean(chosen == reference.argmax(-1))),
-        "top1_agreement_up_to_ties": float(np.mean(tied)),
-        "tie_tolerance": TIE_TOLERANCE,
-        "accuracy_keras": float(np.mean(keras_for_accuracy.argmax(-1) == labels)),
-        "accuracy_exported": float(np.mean(exported_for_accuracy.argmax(-1) == labels)),
-    }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+    check = judge(exported, reference, quantize=quantize, min_agreement=min_agreement, max_error=max_error)
+    if labels is not None:
+        check["accuracy_keras"] = float(np.mean(keras_for_accuracy.argmax(-1) == labels))
+        check["accuracy_exported"] = float(np.mean(exported_for_accuracy.argmax(-1) == labels))
+    return check
 
 
 def median_latency_ms(call: Callable[[], object], *, runs: int, warmup: int = 5) -> dict:

@@ -280,8 +280,18 @@ class Classifier:
         return canvas
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max())
+def confidences(outputs: np.ndarray, output_space: str | None) -> np.ndarray:
+    """The model's outputs as probabilities: as they are if it emits probabilities, else their softmax.
+
+    ``output_space`` is what the export's check recorded (``"probabilities"``
+    or ``"logits"``); without a report, outputs that are non-negative and sum
+    to 1 (within 1e-3) are taken as probabilities.
+    """
+    if output_space is None:
+        output_space = "probabilities" if outputs.min() >= 0 and abs(outputs.sum() - 1.0) <= 1e-3 else "logits"
+    if output_space == "probabilities":
+        return outputs
+    shifted = np.exp(outputs - outputs.max())
     return shifted / shifted.sum()
 
 
@@ -366,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             image = classifier.canvas(patch, args.cell, grid)
         else:
             image = read_image(path, (classifier.height, classifier.width))
-        probabilities = softmax(classifier.logits(image))
+        probabilities = confidences(classifier.logits(image), report.get("check", {}).get("output_space"))
         best = np.argsort(-probabilities)[: max(1, args.top)]
         names = [labels[i] if labels and i < len(labels) else str(i) for i in best]
         if args.json:

@@ -234,3 +234,15 @@ def test_runner_takes_size_and_dtype_from_the_model(setup, tmp_path):
         f"export_report.json describes a uint8 [None, 32, 32, 3] input, but {folder / 'model.tflite'} takes "
         "uint8 [None, 64, 64, 3]: keep each model with its own report.")
 
+
+
+def test_runner_reports_a_softmax_models_probabilities_as_they_are():
+    runner = load_runner()
+    probabilities = np.array([0.7, 0.2, 0.1], np.float32)
+    # A softmax of probabilities would flatten them to about 0.43/0.26/0.31: the runner reads the emitted space.
+    np.testing.assert_allclose(runner.confidences(probabilities, "probabilities"), probabilities)
+    np.testing.assert_allclose(runner.confidences(probabilities, None), probabilities)
+    logits = np.array([2.0, 0.0, -1.0], np.float32)
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(runner.confidences(logits, "logits"), expected, rtol=1e-6)
+    np.testing.assert_allclose(runner.confidences(logits, None), expected, rtol=1e-6)

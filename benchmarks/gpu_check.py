@@ -23,9 +23,9 @@ import time
 import keras
 
 from pcw_keras import recipes
-from pcw_keras.models import count_flops
+from pcw_keras.models import count_flops, unwrap
 from pcw_keras.models.flops import matmul_gflops
-from pcw_keras.training import runner, unwrap
+from pcw_keras.training import runner
 
 
 class StepTimer(keras.callbacks.Callback):

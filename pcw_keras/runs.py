@@ -123,7 +123,7 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
     """
     import pcw_keras.layers  # noqa: F401  (registers the package's layers)
     from pcw_keras.models.precision import as_float32
-    from pcw_keras.training import unwrap
+    from pcw_keras.models.wrappers import unwrap
 
     path = os.fspath(path)
     if os.path.isdir(path):

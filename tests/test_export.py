@@ -299,7 +299,7 @@ def test_cli_errors_name_the_problem(gapnet_run, tmp_path):
 
 def test_the_augshift_training_wrapper_exports_as_the_plain_classifier(gapnet_run, tmp_path):
     from pcw_keras.models import create_model
-    from pcw_keras.training.augshift import AugShiftModel
+    from pcw_keras.models import AugShiftModel
 
     classifier = create_model("gapnet_resnet18", num_classes=4, input_shape=(64, 64, 3), width=0.0625)
     wrapper = AugShiftModel(classifier, feature_layer="pool", max_shift=4, seed=0)

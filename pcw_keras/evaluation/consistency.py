@@ -34,7 +34,6 @@ from pcw_keras.io import atomic_path
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
 from pcw_keras.layers._checks import check_int_range
-from pcw_keras.training import unwrap
 
 
 def consistency(
@@ -233,12 +232,15 @@ def _as_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _prepare(model, dataset, max_shift: int, fill: str, batch_size: int):
-    """Checks the shared arguments; ``(classifier, images, labels, shifter)``."""
+    """Checks the shared arguments; ``(model, images, labels, shifter)``.
+
+    A training wrapper needs no unwrapping: in inference mode an
+    ``AugShiftModel`` or ``PlacementModel`` is its inner model.
+    """
     check_int_range("max_shift", max_shift, 1)
     check_int_range("batch_size", batch_size, 1)
     images, labels = _as_arrays(dataset)
-    classifier = unwrap(model) if isinstance(model, keras.Model) else model
-    return classifier, images, labels, _shifter(max_shift, fill, images.shape)
+    return model, images, labels, _shifter(max_shift, fill, images.shape)
 
 
 def _normalized_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, mean, std, verbose: int):

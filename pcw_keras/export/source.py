@@ -237,7 +237,7 @@ def load_source(
 
 def _plain(model: keras.Model) -> keras.Model:
     from pcw_keras.models.precision import as_float32
-    from pcw_keras.training import unwrap
+    from pcw_keras.models.wrappers import unwrap
 
     return as_float32(unwrap(model))
 

@@ -259,16 +259,16 @@ class Recipe:
         layers (float32 variables in every case).
 
         With ``augshift.enabled`` the classifier is wrapped in
-        :class:`pcw_keras.training.augshift.AugShiftModel`, which trains with
+        :class:`pcw_keras.models.AugShiftModel`, which trains with
         AugShift and saves, predicts and exports as the classifier. A canvas
         task's model is wrapped in
-        :class:`pcw_keras.training.placement.PlacementModel`, which takes
+        :class:`pcw_keras.models.PlacementModel`, which takes
         :meth:`datasets`' patches and cells (or canvases) and saves and
         exports as the canvas model.
         """
         from pcw_keras.models import create_model
         from pcw_keras.models.precision import dtype_policy
-        from pcw_keras.training import AugShiftModel, PlacementModel
+        from pcw_keras.models.wrappers import AugShiftModel, PlacementModel
 
         model_config = dict(self.config["model"])
         name = model_config.pop("name")

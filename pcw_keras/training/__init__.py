@@ -1,6 +1,9 @@
-"""Training support: the run trainer, distribution strategy choice, resumable-run callbacks and the AugShift wrapper."""
-from pcw_keras.training.augshift import AugShiftModel, unwrap
-from pcw_keras.training.placement import PlacementModel
+"""Training support: the run trainer, distribution strategy choice and resumable-run callbacks.
+
+``AugShiftModel``, ``PlacementModel`` and ``unwrap`` are models
+(:mod:`pcw_keras.models.wrappers`); they are also importable from here.
+"""
+from pcw_keras.models.wrappers import AugShiftModel, PlacementModel, unwrap
 from pcw_keras.training.strategy import (
     STRATEGY_NAMES,
     choose_strategy,

@@ -72,11 +72,11 @@ def _continue_from_last(model: keras.Model, run_dir: str, sample_inputs) -> None
     """Loads ``last.keras`` into the training model ``model``: its weights, and its optimizer state where it has one.
 
     A canvas model's ``last.keras`` is the plain canvas network (see
-    :class:`~pcw_keras.training.placement.PlacementModel`), saved without an
+    :class:`~pcw_keras.models.PlacementModel`), saved without an
     optimizer: its continuation starts the optimizer afresh (Adam's moments
     rebuild within a few dozen steps), which an uninterrupted longer run does not.
     """
-    from pcw_keras.training.augshift import unwrap
+    from pcw_keras.models.wrappers import unwrap
 
     last = keras.models.load_model(os.path.join(run_dir, "last.keras"))
     model(sample_inputs, training=False)  # build the wrapper's variables

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import functools
 import json
 import re
 import statistics
@@ -168,8 +169,8 @@ def evaluate(expression: str, aliases: dict[str, str], root: Path, cache: dict) 
 
     code = REFERENCE.sub(reference, expression)
     try:
-        return eval(code, {"__builtins__": {}, **FUNCTIONS, **values})  # noqa: S307 (templates are the repository's own)
-    except Exception as error:  # noqa: BLE001 (any failure names the placeholder)
+        return eval(code, {"__builtins__": {}, **FUNCTIONS, **values})  # the templates are the repository's own
+    except Exception as error:  # any failure names the placeholder
         raise RenderError(f"cannot evaluate {expression.strip()!r}: {error}") from error
 
 
@@ -178,7 +179,7 @@ def fmt(value: object, spec: str) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(fmt(item, spec) for item in value)
     if spec == "ms":
-        seconds = int(round(float(value)))
+        seconds = round(float(value))
         return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
     if not spec:
         return str(value)
@@ -193,18 +194,18 @@ def render(text: str, root: Path = ROOT, name: str = "<template>") -> str:
     cache: dict = {}
     out = []
     for number, line in enumerate(lines, 1):
-        if ALIAS.match(line):
-            continue
-
-        def fill(match: re.Match) -> str:
-            expression, _, spec = match[1].partition(" | ")
-            try:
-                return fmt(evaluate(expression, aliases, root, cache), spec.strip())
-            except RenderError as error:
-                raise RenderError(f"{name}:{number}: {{{{{match[1]}}}}}: {error}") from None
-
-        out.append(PLACEHOLDER.sub(fill, line))
+        if not ALIAS.match(line):
+            fill = functools.partial(_fill, aliases=aliases, root=root, cache=cache, where=f"{name}:{number}")
+            out.append(PLACEHOLDER.sub(fill, line))
     return "".join(out)
+
+
+def _fill(match: re.Match, aliases: dict[str, str], root: Path, cache: dict, where: str) -> str:
+    expression, _, spec = match[1].partition(" | ")
+    try:
+        return fmt(evaluate(expression, aliases, root, cache), spec.strip())
+    except RenderError as error:
+        raise RenderError(f"{where}: {{{{{match[1]}}}}}: {error}") from None
 
 
 def expected(target: Target, root: Path = ROOT) -> str:

@@ -48,26 +48,26 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from pcw_keras import recipes
-    from pcw_keras.export.graph import normalize_tf
-    from pcw_keras.export.check import canvas_samples, median_latency_ms, to_uint8
+    from pcw_keras.export.check import canvas_samples, median_latency_ms
     from pcw_keras.export.graph import inference_model
     from pcw_keras.export.savedmodel import write_saved_model
     from pcw_keras.export.tflite import LiteRTModel, convert_saved_model
     from pcw_keras.models import create_model
+    from pcw_keras.normalization import CIFAR, normalize
 
     keras.utils.set_random_seed(args.seed)
     grid = max(1, args.size // 32)
     recipe = recipes.load("location-3x3-gapnet", **{"data.source": args.data, "task.grid": grid})
     model = create_model(args.model, num_classes=args.classes, input_shape=(args.size, args.size, 3), width=args.width)
     canvases, _ = canvas_samples(recipe, recipe.load_images("train"), args.calibration + 1, seed=args.seed)
-    pixels = to_uint8(canvases)
+    pixels = CIFAR.pixels(canvases)
     image = pixels[:1]
 
     results = {}
     with tempfile.TemporaryDirectory() as work:
         keras_path = os.path.join(work, "model.keras")
         model.save(keras_path)
-        call = tf.function(lambda x: model(normalize_tf(x), training=False))
+        call = tf.function(lambda x: model(normalize(tf.cast(x, tf.float32)), training=False))
         results["keras"] = {
             **median_latency_ms(lambda: call(image).numpy(), runs=args.runs, warmup=args.warmup),
             "size_bytes": os.path.getsize(keras_path),

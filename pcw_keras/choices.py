@@ -10,4 +10,5 @@ REPRODUCE_SCALES = ("paper", "reduced", "demo")
 """The scales of ``pcw reproduce`` (:mod:`pcw_keras.reproduce`)."""
 
 PREPROCESS = ("cifar", "imagenet", "unit", "none")
-"""How a model file wants its pixels (:data:`pcw_keras.runs.NORMALIZATIONS`)."""
+"""How a model file wants its pixels: the names of :data:`pcw_keras.normalization.NORMALIZATIONS` (a test checks
+that they agree), spelled out here so that ``pcw --help`` does not import NumPy."""

@@ -8,7 +8,7 @@ a run directory themselves:
   the canvas grid, the data with its fallback, the CIFAR normalisation;
 - a **model file** (:class:`ModelFile`), a ``.keras`` file, brings only
   its input size; the caller names how it wants its
-  pixels (``preprocess``, one of :data:`PREPROCESS`) and the images to probe
+  pixels (``preprocess``, one of :data:`pcw_keras.normalization.PREPROCESS`) and the images to probe
   it with. A ``.keras`` file with a ``recipe.yaml`` beside it is read as
   that run's model.
 
@@ -28,60 +28,16 @@ import json
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import keras
-import numpy as np
 
 from pcw_keras import io
-from pcw_keras.choices import PREPROCESS
-from pcw_keras.layers.canvas_placement import CIFAR_MEAN, CIFAR_STD
+from pcw_keras.normalization import CIFAR, Normalization
 
 RECIPE_FILE = "recipe.yaml"
 RESULTS_FILE = "results.json"
 CHECKPOINTS = ("best", "last")
 CANVAS_TASKS = ("location", "image")
-
-NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "cifar": (tuple(CIFAR_MEAN), tuple(CIFAR_STD)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-    "none": ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255)),
-}
-"""``(mean, std)`` per :data:`PREPROCESS` name: a model takes ``(pixels / 255 - mean) / std``.
-
-``unit`` is pixels in [0, 1], ``none`` pixels in [0, 255] as floats,
-``imagenet`` the ImageNet mean/std of torchvision-style models.
-"""
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """How a model wants its pixels: ``(uint8 / 255 - mean) / std`` per channel."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    name: str = "cifar"
-
-    @classmethod
-    def named(cls, name: str) -> "Normalization":
-        """The normalisation called ``name`` (one of :data:`PREPROCESS`); a ValueError otherwise."""
-        if name not in NORMALIZATIONS:
-            raise ValueError(f"`preprocess` must be one of {PREPROCESS}. Received: preprocess={name!r}")
-        mean, std = NORMALIZATIONS[name]
-        return cls(mean, std, name)
-
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """Float32 model inputs from uint8 pixels."""
-        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
-        return ((np.asarray(pixels, np.float32) / np.float32(255.0)) - mean) / std
-
-    def to_dict(self) -> dict:
-        return {"preprocess": self.name, "mean": list(self.mean), "std": list(self.std)}
-
-
-CIFAR = Normalization.named("cifar")
-
 
 def read_results(run_dir: str | os.PathLike) -> dict | None:
     """The ``results.json`` of a finished (evaluated) run directory, else None."""
@@ -230,7 +186,7 @@ class ModelFile:
     path : path
         A ``.keras`` file (a SavedModel directory is refused when its model is loaded).
     preprocess : str
-        How the model wants its pixels, one of :data:`PREPROCESS`.
+        How the model wants its pixels, one of :data:`pcw_keras.normalization.PREPROCESS`.
     images : str, optional
         Where probe images come from (a folder, ``.tar.gz`` or ``.npz``; see
         :func:`pcw_keras.data.load_split`); default ``cifar10-mini``.

@@ -21,7 +21,8 @@ from pcw_keras.cli import main
 from pcw_keras.evaluation import consistency
 from pcw_keras.export.served import TFLiteClassifier
 from pcw_keras.export.tflite import LiteRTModel
-from pcw_keras.runs import Normalization, Run, open_model
+from pcw_keras.normalization import Normalization
+from pcw_keras.runs import Run, open_model
 from pcw_keras.training import train
 
 RUNNER = os.path.join(os.path.dirname(__file__), os.pardir, "export", "pcw_tflite_runner.py")

@@ -56,15 +56,15 @@ def _check_reported_scores(run_dir, results):
     import numpy as np
 
     from canvas_scores import recompute, weighted_cell_mean
-    from pcw_keras.data.canvas import normalize_np, place_on_canvas_np
+    from pcw_keras.data import canvas_dataset
     from pcw_keras.runs import Run
 
     recipe = Run(str(run_dir)).recipe
     test_images = recipe.load_images("test")
     assert results["test_images"] == len(test_images)
     passes, seed = recipe["evaluation"]["passes"], recipe["training"]["seed"]
-    for which in ("best", "last"):
-        model = keras.models.load_model(run_dir / f"{which}.keras")
+    models = {which: keras.models.load_model(run_dir / f"{which}.keras", compile=False) for which in ("best", "last")}
+    for which, model in models.items():
         again = recompute(model, test_images, grid=3, task="location", passes=passes, seed=seed,
                           batch_size=recipe["evaluation"]["batch_size"])
         assert results[f"test_accuracy_{which}"] == pytest.approx(again["accuracy"], abs=1e-12), which
@@ -77,12 +77,13 @@ def _check_reported_scores(run_dir, results):
         val_accuracy = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
     assert results["best_epoch"] == int(np.argmax(val_accuracy))
     # best.keras is the model of that epoch: its accuracy on the validation placements is the logged one.
-    best, right, count = keras.models.load_model(run_dir / "best.keras"), 0, 0
-    for (patches, cells), labels in recipe.datasets().validation:
-        canvases = place_on_canvas_np(normalize_np(patches), cells, 3)
-        right += int((np.argmax(best.predict(canvases, verbose=0), axis=-1) == labels).sum())
-        count += len(labels)
-    assert right / count == pytest.approx(max(val_accuracy), abs=1e-6)
+    # (The validation split and its placements as training drew them: seed + 1, the training batches, no flips.)
+    images = recipe.datasets().validation_images
+    validation = canvas_dataset(images, grid=3, task="location", batch_size=recipe["training"]["batch_size"],
+                                training=False, seed=seed + 1, flip=False)
+    right = sum(int((np.argmax(models["best"].predict_on_batch(canvases), axis=-1) == labels).sum())
+                for canvases, labels in validation)
+    assert right / len(images) == pytest.approx(max(val_accuracy), abs=1e-6)
 
 
 def test_same_seed_same_metrics(tiny_npz, tmp_path):

@@ -11,13 +11,12 @@ from pcw_keras.data.canvas import (
     canvas_dataset,
     evaluate_canvas,
     evaluation_passes,
-    normalize,
-    normalize_np,
     place_on_canvas,
     place_on_canvas_np,
     placement_dataset,
 )
 from pcw_keras.data.imageset import ImageSet
+from pcw_keras.normalization import Normalization, normalize
 
 pytestmark = pytest.mark.jax  # backend-neutral: runs in the JAX run too
 
@@ -247,19 +246,20 @@ def test_a_training_set_smaller_than_one_batch_trains_on_a_partial_batch(capsys)
 def test_normalize_is_the_cifar_standardisation_bit_identical_in_every_path():
     pixels = np.stack([np.arange(256, dtype=np.uint8)] * 3, axis=-1).reshape(1, 16, 16, 3)
     expected = (pixels / 255.0 - np.asarray(CIFAR_MEAN)) / np.asarray(CIFAR_STD)
-    keras_values = keras.ops.convert_to_numpy(normalize(pixels))
-    np.testing.assert_allclose(keras_values, expected, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(normalize_np(pixels), keras_values)
-    if keras.backend.backend() == "tensorflow":  # the exported serving graph's copy
+    numpy_values = normalize(pixels)  # the data pipelines, evaluators and export checks
+    np.testing.assert_allclose(numpy_values, expected, rtol=0, atol=1e-6)
+    keras_values = keras.ops.convert_to_numpy(normalize(keras.ops.cast(pixels, "float32")))  # CanvasPlacement
+    np.testing.assert_array_equal(numpy_values, keras_values)
+    jitted = keras.ops.convert_to_numpy(CanvasPlacement(grid=1)((pixels, np.zeros(1, "int32"))))
+    np.testing.assert_array_equal(numpy_values, jitted)
+    if keras.backend.backend() == "tensorflow":  # the exported serving graph, with and without XLA
         import tensorflow as tf
 
-        from pcw_keras.export.graph import normalize_tf
-
-        np.testing.assert_array_equal(normalize_tf(pixels).numpy(), keras_values)
-        np.testing.assert_array_equal(tf.function(normalize_tf, jit_compile=True)(pixels).numpy(), keras_values)
-    from pcw_keras.evaluation.consistency import _normalize  # the evaluators' NumPy copy
-
-    np.testing.assert_array_equal(_normalize(pixels, CIFAR_MEAN, CIFAR_STD), keras_values)
+        serving = lambda x: normalize(tf.cast(x, tf.float32))  # noqa: E731
+        np.testing.assert_array_equal(serving(pixels).numpy(), numpy_values)
+        np.testing.assert_array_equal(tf.function(serving, jit_compile=True)(pixels).numpy(), numpy_values)
+    # And back: the normalised pixels round to the same uint8 pixels.
+    np.testing.assert_array_equal(Normalization.named("cifar").pixels(numpy_values), pixels)
 
 
 def test_each_process_feeds_its_contiguous_slice_of_the_global_batch(monkeypatch):
@@ -282,3 +282,10 @@ def test_each_process_feeds_its_contiguous_slice_of_the_global_batch(monkeypatch
         batches(training=True)[0]
     evaluation = batches(training=False)
     assert [len(evaluation[step][1]) for step in range(3)] == [2, 2, 1]  # batches of 8, 8, 4 over 3 processes
+
+
+def test_the_command_lines_preprocess_names_are_the_normalisations():
+    from pcw_keras.choices import PREPROCESS
+    from pcw_keras.normalization import NORMALIZATIONS
+
+    assert PREPROCESS == tuple(NORMALIZATIONS)

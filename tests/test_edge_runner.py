@@ -12,7 +12,7 @@ from PIL import Image
 from tensorflow.lite.python import schema_py_generated as schema
 
 from pcw_keras import recipes
-from pcw_keras.export.graph import normalize_tf
+from pcw_keras.normalization import normalize
 from pcw_keras.export import LiteRTModel, export_model
 from pcw_keras.export.op_versions import builtin_ops, custom_ops
 from pcw_keras.models import create_model
@@ -52,7 +52,7 @@ def last_line(stderr):
 
 
 def keras_probabilities(model, image):
-    logits = model.predict_on_batch(normalize_tf(image[None]).numpy())[0]
+    logits = model.predict_on_batch(normalize(image[None]))[0]
     exp = np.exp(logits - logits.max())
     return exp / exp.sum()
 
@@ -72,7 +72,7 @@ def test_runner_classifies_an_image_file_like_keras(setup, export):
         expected = keras_probabilities(setup["model"], setup["canvas"])
     else:  # float input, int8 I/O: the runner normalises and quantises as the exporter's own check does
         model = LiteRTModel((setup["root"] / export / "model.tflite").read_bytes())
-        logits = model(normalize_tf(setup["canvas"][None]).numpy())[0]
+        logits = model(normalize(setup["canvas"][None]))[0]
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     best = int(np.argmax(expected))
     assert predictions[0]["label"] == f"cell {best} (row {best // 2}, col {best % 2})"

@@ -145,9 +145,9 @@ def test_frozen_permutenet_is_deterministic_and_uses_the_seeded_permutation(perm
 
 
 def check_inputs_normalised(images):
-    from pcw_keras.export.graph import normalize_tf
+    from pcw_keras.normalization import normalize
 
-    return normalize_tf(images).numpy()
+    return normalize(images)
 
 
 def test_permutenet_savedmodel_stays_random_and_matches_keras_draw_for_draw(permutenet_run, tmp_path):

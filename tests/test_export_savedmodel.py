@@ -17,7 +17,7 @@ from test_any_model import FAST, _cli, _one_error_line, _sequential
 
 from pcw_keras.export.savedmodel import SavedModelRunner
 from pcw_keras.export.tflite import LiteRTModel
-from pcw_keras.runs import Normalization
+from pcw_keras.normalization import Normalization
 
 
 @pytest.fixture(scope="module")

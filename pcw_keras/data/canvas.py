@@ -22,20 +22,12 @@ Both are :class:`keras.utils.PyDataset` objects whose draws are keyed by
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from pcw_keras.data.batching import ImageBatches, mirror, random_flips
 from pcw_keras.data.imageset import ImageSet
-from pcw_keras.layers.canvas_placement import (  # noqa: F401  (re-exported)
-    CIFAR_MEAN,
-    CIFAR_STD,
-    CanvasPlacement,
-    normalization_constants,
-    normalize,
-    place_on_canvas,
-)
+from pcw_keras.layers.canvas_placement import CanvasPlacement, place_on_canvas  # noqa: F401  (re-exported)
+from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize  # noqa: F401  (re-exported)
 
 TASKS = ("location", "image")
 FEEDS = ("canvas", "patches")
@@ -79,7 +71,7 @@ class CanvasBatches(ImageBatches):
         patches, cells, labels = self.draw(indices, rng)
         if self.feed == "patches":
             return (patches, cells), labels
-        return place_on_canvas_np(normalize_np(patches), cells, self.grid), labels
+        return place_on_canvas_np(normalize(patches), cells, self.grid), labels
 
 
 def placement_dataset(
@@ -159,12 +151,6 @@ def canvas_dataset(
                          flip=flip, drop_remainder=drop_remainder, feed="canvas")
 
 
-def normalize_np(images: np.ndarray, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> np.ndarray:
-    """:func:`normalize` in NumPy, bit-identical to it (one float32 subtraction and multiplication)."""
-    shift, scale = normalization_constants(mean, std)
-    return (images.astype(np.float32) - shift) * scale
-
-
 def place_on_canvas_np(patches: np.ndarray, cells: np.ndarray, grid: int) -> np.ndarray:
     """:func:`place_on_canvas` in NumPy: each patch at its cell of a zero canvas, one write per patch."""
     size, h, w, c = patches.shape
@@ -240,7 +226,7 @@ def evaluate_canvas(
                                 seed=pass_seed, flip=False, feed="patches")
         correct = 0
         for (patches, cells), labels in batches:
-            inputs = (patches, cells) if feed == "patches" else place_on_canvas_np(normalize_np(patches), cells, grid)
+            inputs = (patches, cells) if feed == "patches" else place_on_canvas_np(normalize(patches), cells, grid)
             predicted = np.argmax(np.asarray(model.predict_on_batch(inputs)), axis=-1)
             right = predicted == labels
             correct += int(right.sum())

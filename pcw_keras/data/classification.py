@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pcw_keras.data.batching import ImageBatches, mirror, random_flips
-from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD, normalize_np
+from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize
 from pcw_keras.data.imageset import ImageSet
 
 
@@ -66,7 +66,7 @@ class ClassificationBatches(ImageBatches):
         self.mean, self.std = tuple(mean), tuple(std)
 
     def make_batch(self, indices, rng):
-        batch = normalize_np(self.imageset.images[indices], self.mean, self.std)
+        batch = normalize(self.imageset.images[indices], self.mean, self.std)
         if self.training:
             size = len(indices)
             if self.crop_padding:

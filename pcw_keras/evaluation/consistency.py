@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from pcw_keras.data.canvas import CIFAR_MEAN, CIFAR_STD, normalization_constants
 from pcw_keras.io import atomic_path
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
+from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize
 from pcw_keras.layers._checks import check_int_range
 
 
@@ -248,7 +248,7 @@ def _normalized_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
     progress = keras.utils.Progbar(len(images), verbose=verbose, unit_name="image")
     for start in range(0, len(images), batch_size):
         rows = slice(start, min(start + batch_size, len(images)))
-        yield rows, _normalize(images[rows], mean, std), labels[rows]
+        yield rows, normalize(images[rows], mean, std), labels[rows]
         progress.update(rows.stop)
 
 
@@ -260,12 +260,6 @@ def _shifter(max_shift: int, fill: str, shape) -> AugShift:
 
 def _shift(shifter: AugShift, images: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(shifter.apply_offsets(images, offsets.astype("int32")))
-
-
-def _normalize(images: np.ndarray, mean, std) -> np.ndarray:
-    """The training pipelines' normalisation in NumPy, bit-identical to it."""
-    shift, scale = normalization_constants(mean, std)
-    return (images.astype("float32") - shift) * scale
 
 
 def _predict(model, images) -> np.ndarray:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
-from pcw_keras.runs import CIFAR, Normalization
+from pcw_keras.normalization import CIFAR, Normalization, normalize
 
 METHODS = ("mirror", "canvas")
 DEFAULT_LAYERS = ("stage4", "pool")
@@ -247,7 +247,7 @@ def rank_position_channels(
         Inputs per forward pass.
     seed : int
         Seed of the random cells when ``mirror`` places uint8 images on a canvas.
-    normalization : pcw_keras.runs.Normalization
+    normalization : pcw_keras.normalization.Normalization
         How the model wants uint8 pixels (default CIFAR's mean and std, as
         the package's pipelines; e.g. ``Normalization.named("imagenet")``).
     verbose : bool
@@ -327,13 +327,10 @@ def canvases(patches: np.ndarray, cells, grid: int, normalization: Normalization
     The patches are normalised with ``normalization`` (CIFAR's by default);
     the empty cells are zeros, i.e. the mean colour.
     """
-    from keras import ops
-
-    from pcw_keras.layers.canvas_placement import normalize, place_on_canvas
+    from pcw_keras.data.canvas import place_on_canvas_np
 
     cells = np.broadcast_to(np.asarray(cells, "int32"), (len(patches),))
-    normalized = normalize(patches, normalization.mean, normalization.std)
-    return ops.convert_to_numpy(place_on_canvas(normalized, cells, grid))
+    return place_on_canvas_np(normalize(patches, normalization.mean, normalization.std), cells, grid)
 
 
 def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int = 0, normalization: Normalization = CIFAR):
@@ -343,15 +340,11 @@ def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int =
         if images.ndim != 4:
             raise ValueError(f"Inputs must be images (N, H, W, C). Received: shape={images.shape}")
         if images.dtype == np.uint8:
-            from keras import ops
-
-            from pcw_keras.layers.canvas_placement import normalize
-
             rng = np.random.default_rng(seed)
             for start in range(0, len(images), batch_size):
                 chunk = images[start:start + batch_size]
                 if grid is None:
-                    yield ops.convert_to_numpy(normalize(chunk, normalization.mean, normalization.std))
+                    yield normalize(chunk, normalization.mean, normalization.std)
                 else:
                     yield canvases(chunk, rng.integers(0, grid * grid, len(chunk)), grid, normalization)
         else:

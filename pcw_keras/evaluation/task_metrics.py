@@ -12,7 +12,7 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation.position_channels import canvases, infer_grid, uint8_patches
-from pcw_keras.runs import CIFAR, Normalization
+from pcw_keras.normalization import CIFAR, Normalization
 
 Metric = Callable[[keras.Model], dict]
 TASKS = ("location", "image")

@@ -1,13 +1,13 @@
 """Export trained models for deployment: SavedModel and TFLite (float32, float16, dynamic-range and full int8).
 
-Every export is run on real test inputs and compared with the Keras model;
-the figures go into ``export_report.json`` beside it, and an export that
-disagrees with Keras more than allowed is not written. PermuteNet keeps its
+Every export is run on real test inputs and compared with the Keras model by
+the gate of :mod:`pcw_keras.export.gate`; the figures go into
+``export_report.json`` beside it, and an export that does not compute what
+Keras computes is not written. PermuteNet keeps its
 random permutation in the exported graph (TFLite builtins only), or freezes
 one. See :func:`export_model`.
 """
 from pcw_keras.export.api import (
-    DEFAULT_MIN_AGREEMENT,
     FORMATS,
     LABELS_FILE,
     REPORT_FILE,
@@ -17,6 +17,7 @@ from pcw_keras.export.api import (
     export_savedmodel,
     export_tflite,
 )
+from pcw_keras.export.gate import DEFAULT_MIN_AGREEMENT, MAX_RELATIVE_ERROR
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, frozen_permutation, inference_model
 from pcw_keras.export.source import load_source
 from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, UnsupportedOpsError, convert_saved_model
@@ -28,6 +29,7 @@ __all__ = [
     "INPUT_DTYPES",
     "LABELS_FILE",
     "LiteRTModel",
+    "MAX_RELATIVE_ERROR",
     "PERMUTATIONS",
     "QUANTIZE_MODES",
     "REPORT_FILE",

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from pcw_keras.export.check import batches, check_inputs, keras_logits, median_latency_ms, parity
-from pcw_keras.export.gate import DEFAULT_MIN_AGREEMENT, summary
-from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, normalize_tf, random_permutation_layers
+from pcw_keras.export.gate import summary
+from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, inference_model, random_permutation_layers
 from pcw_keras.export.op_versions import builtin_ops, check_runtime_compat, oldest_runtime
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, is_saved_model, write_saved_model
 from pcw_keras.export.served import REPORT_FILE
@@ -362,7 +362,7 @@ def _export_savedmodel(model, normalization, stage, input_dtype, permutation, pe
 def _representative_data(source, count: int, input_dtype: str, seed: int):
     pixels, _ = source.pixels("train", count, seed=seed + 10_000)
     normalization = source.normalization
-    samples = pixels if input_dtype == "uint8" else normalize_tf(pixels, normalization.mean, normalization.std).numpy()
+    samples = pixels if input_dtype == "uint8" else normalization.apply(pixels)
 
     def generate():
         for index in range(len(samples)):

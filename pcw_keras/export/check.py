@@ -9,9 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pcw_keras.data import CIFAR_MEAN, CIFAR_STD, canvas_dataset
+from pcw_keras.data import canvas_dataset
 from pcw_keras.export.gate import judge
-from pcw_keras.export.graph import normalize_tf
 
 
 @dataclass
@@ -47,23 +46,17 @@ def canvas_samples(recipe, imageset, count: int, *, seed: int) -> tuple[np.ndarr
     return np.concatenate(canvases)[:count], np.concatenate(labels)[:count]
 
 
-def to_uint8(canvases: np.ndarray) -> np.ndarray:
-    """Normalised canvases back to pixels: images exactly, empty cells as the rounded mean colour."""
-    pixels = (canvases * np.asarray(CIFAR_STD, np.float32) + np.asarray(CIFAR_MEAN, np.float32)) * 255.0
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
-
-
 def check_inputs(source, count: int, *, input_dtype: str, seed: int = 0, batch_size: int = 32) -> CheckInputs:
     """Test inputs of ``source``'s own kind for a parity check, in the export's input dtype.
 
-    Keras gets the pixels normalised by the same ops as the exported graph
-    (:func:`normalize_tf` with the source's mean and std), so both see
-    identical inputs. Inputs of no recipe (calibration images) have no
+    Keras gets the pixels normalised as the exported graph normalises them
+    (:func:`pcw_keras.normalization.normalize` with the source's mean and std,
+    bit-identical in NumPy and TensorFlow), so both see identical inputs. Inputs of no recipe (calibration images) have no
     labels (``None``): the check then compares with Keras alone.
     """
     pixels, labels = source.pixels("test", count, seed=seed)
     normalization = source.normalization
-    keras_inputs = normalize_tf(pixels, normalization.mean, normalization.std).numpy()
+    keras_inputs = normalization.apply(pixels)
     return CheckInputs(pixels if input_dtype == "uint8" else keras_inputs, keras_inputs,
                        None if labels is None else np.asarray(labels))
 

@@ -28,16 +28,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from pcw_keras.layers.canvas_placement import CIFAR_MEAN, CIFAR_STD, normalization_constants
 from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
+from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize
 
 INPUT_DTYPES = ("uint8", "float32")
 
 
-def normalize_tf(images: tf.Tensor, mean=CIFAR_MEAN, std=CIFAR_STD) -> tf.Tensor:
-    """:func:`pcw_keras.layers.canvas_placement.normalize` in TensorFlow ops (the serving graph's), bit-identical to it."""
-    shift, scale = normalization_constants(mean, std)
-    return (tf.cast(images, tf.float32) - shift) * scale
 PERMUTATIONS = ("random", "frozen")
 
 
@@ -148,7 +144,7 @@ def serving_function(model: keras.Model, input_dtype: str, mean=CIFAR_MEAN, std=
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}. Received: input_dtype={input_dtype!r}")
 
     def serve(images):
-        inputs = normalize_tf(images, mean, std) if input_dtype == "uint8" else images
+        inputs = normalize(tf.cast(images, tf.float32), mean, std) if input_dtype == "uint8" else images
         return {"logits": model(inputs, training=False)}
 
     return serve

@@ -23,7 +23,7 @@ def write_saved_model(model: keras.Model, directory: str, *, input_dtype: str = 
     ``serve`` (also ``serving_default``) takes ``(batch, H, W, 3)`` images of
     ``input_dtype`` (see :func:`pcw_keras.export.graph.serving_function`) and
     returns ``{"logits": (batch, classes)}``; uint8 images are normalised
-    with ``normalization`` (a :class:`pcw_keras.runs.Normalization`; default
+    with ``normalization`` (a :class:`pcw_keras.normalization.Normalization`; default
     CIFAR's mean and std). Variables the model updates in
     inference (a permutation's seed state) are saved with their current value.
     """

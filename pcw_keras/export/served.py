@@ -8,7 +8,7 @@ import numpy as np
 
 from pcw_keras.export.savedmodel import SAVED_MODEL_FILE, SavedModelRunner
 from pcw_keras.export.tflite import LiteRTModel
-from pcw_keras.runs import CIFAR, Normalization
+from pcw_keras.normalization import CIFAR, Normalization
 
 REPORT_FILE = "export_report.json"
 
@@ -35,8 +35,7 @@ class _ServedClassifier:
         images = np.asarray(images, np.float32)
         if self.input_dtype != "uint8":
             return images
-        mean, std = np.asarray(self.normalization.mean, np.float32), np.asarray(self.normalization.std, np.float32)
-        return np.clip(np.rint((images * std + mean) * 255.0), 0, 255).astype(np.uint8)
+        return self.normalization.pixels(images)
 
 
 class TFLiteClassifier(_ServedClassifier):

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pcw_keras.export.graph import INPUT_DTYPES, normalize_tf
+from pcw_keras.export.graph import INPUT_DTYPES
 from pcw_keras.export.savedmodel import SAVED_MODEL_FILE, SavedModelRunner
 from pcw_keras.export.served import REPORT_FILE, normalization_beside
 from pcw_keras.recipes import Recipe
-from pcw_keras.runs import CHECKPOINTS, CIFAR, ModelFile, Normalization, Run, open_model, output_labels
+from pcw_keras.normalization import CIFAR, Normalization
+from pcw_keras.runs import CHECKPOINTS, ModelFile, Run, open_model, output_labels
 
 LABELS_FILE = "labels.txt"
 
@@ -46,11 +47,11 @@ class ExportSource:
         random cell each); the empty cells take the mean colour rounded to
         integers, as a uint8 export sees them.
         """
-        from pcw_keras.export.check import canvas_samples, to_uint8
+        from pcw_keras.export.check import canvas_samples
 
         if self.kind == "canvas":
             canvases, labels = canvas_samples(self.recipe, self.images(split), count, seed=seed)
-            return to_uint8(canvases), labels
+            return CIFAR.pixels(canvases), labels
         if self.kind == "images":
             images = self.images(split)
             rows = np.random.default_rng(seed).permutation(len(images))[:count]
@@ -105,7 +106,7 @@ class SavedModelSource:
         """What the ``serve`` endpoint takes: uint8 pixels as they are, float32 ones normalised."""
         if self.input_dtype == "uint8":
             return pixels
-        return normalize_tf(pixels, self.normalization.mean, self.normalization.std).numpy()
+        return self.normalization.apply(pixels)
 
 
 def load_saved_model(path: str | os.PathLike, *, calibration: str | None, preprocess: str | None = None) -> SavedModelSource:
@@ -119,7 +120,7 @@ def load_saved_model(path: str | os.PathLike, *, calibration: str | None, prepro
         Images (folder, ``.tar.gz``, ``.npz``) that check and calibrate the
         conversion; they are resized to the SavedModel's input size.
     preprocess : str, optional
-        How the SavedModel wants its pixels (:data:`pcw_keras.runs.PREPROCESS`)
+        How the SavedModel wants its pixels (:data:`pcw_keras.normalization.PREPROCESS`)
         when no ``export_report.json`` in it says so (default ``cifar``).
         A uint8 input normalises inside the SavedModel: the name is then
         recorded only.
@@ -196,7 +197,7 @@ def load_source(
         Images (folder, ``.tar.gz``, ``.npz``) that check and calibrate a
         model of no recipe; they are resized to its input size.
     preprocess : str, optional
-        How such a model wants its pixels (:data:`pcw_keras.runs.PREPROCESS`; default ``cifar``).
+        How such a model wants its pixels (:data:`pcw_keras.normalization.PREPROCESS`; default ``cifar``).
     input_size : int, optional
         Its input size, when its input shape leaves it open.
 

@@ -7,14 +7,10 @@ without TensorFlow (the host pipelines that feed it live in
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import keras
-import numpy as np
 from keras import ops
 
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2023, 0.1994, 0.2010)
+from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize
 
 
 def place_on_canvas(patches, cells, grid: int):
@@ -56,26 +52,6 @@ def place_on_canvas(patches, cells, grid: int):
     return ops.reshape(canvas, (-1, grid * h, grid * w, c))
 
 
-def normalization_constants(mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD) -> tuple[np.ndarray, np.ndarray]:
-    """float32 ``(255 * mean, 1 / (255 * std))``, computed in float64 once.
-
-    Every normaliser of the package computes ``(pixels - shift) * scale``
-    with these: one subtraction and one multiplication, exact IEEE operations
-    that no compiler contracts or rewrites (unlike ``x / 255`` and ``/ std``,
-    which XLA turns into multiplications by reciprocals, or a multiply-add,
-    which it may fuse), so TensorFlow, XLA and JAX give bit-identical
-    canvases. Mathematically this is ``(pixels / 255 - mean) / std``.
-    """
-    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    return (255.0 * mean).astype(np.float32), (1.0 / (255.0 * std)).astype(np.float32)
-
-
-def normalize(images, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD):
-    """``(uint8 / 255 - mean) / std`` in float32 (``keras.ops``; see :func:`normalization_constants`)."""
-    shift, scale = normalization_constants(mean, std)
-    return ops.multiply(ops.subtract(ops.cast(images, "float32"), shift), scale)
-
-
 @keras.saving.register_keras_serializable(package="pcw_keras")
 class CanvasPlacement(keras.layers.Layer):
     """Normalise uint8 patches and paste each into its cell of a zero canvas.
@@ -112,7 +88,7 @@ class CanvasPlacement(keras.layers.Layer):
 
     def call(self, inputs):
         patches, cells = inputs
-        return place_on_canvas(normalize(patches, self.mean, self.std), cells, self.grid)
+        return place_on_canvas(normalize(ops.cast(patches, "float32"), self.mean, self.std), cells, self.grid)
 
     def compute_output_shape(self, input_shape):
         (batch, h, w, c), _ = input_shape

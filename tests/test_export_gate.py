@@ -150,3 +150,16 @@ def test_the_summary_starts_with_plain_top1_agreement_and_has_no_accuracy_withou
     assert "accuracy" not in line
     line = summary({**check, "accuracy_keras": 0.5, "accuracy_exported": 0.5}, "Keras")
     assert line.index("top-1 agreement") < line.index("accuracy 50.00%")
+
+
+def test_the_tolerances_stand_above_every_measured_genuine_export():
+    """The raw file behind MAX_RELATIVE_ERROR: each genuine export's error is at most 1/2.5 of its mode's tolerance."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "docs" / "studies" / "export_gate" / "errors.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    measured = [row for row in rows if "relative_error" in row]
+    assert {row["quantize"] for row in measured} == set(MAX_RELATIVE_ERROR) and len(measured) >= 25
+    for row in measured:
+        assert row["outcome"] == "passed" and 2.5 * row["relative_error"] <= MAX_RELATIVE_ERROR[row["quantize"]], row

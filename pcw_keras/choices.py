@@ -12,3 +12,6 @@ REPRODUCE_SCALES = ("paper", "reduced", "demo")
 PREPROCESS = ("cifar", "imagenet", "unit", "none")
 """How a model file wants its pixels: the names of :data:`pcw_keras.normalization.NORMALIZATIONS` (a test checks
 that they agree), spelled out here so that ``pcw --help`` does not import NumPy."""
+
+CANVAS_TASKS = ("location", "image")
+"""The paper's canvas tasks: where the image is (``location``) and what it is (``image``)."""

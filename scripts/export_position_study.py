@@ -26,7 +26,7 @@ RANKED = ("int8_no_bias_correction", "int8", "int16x8")
 
 
 class TFLiteAsKeras:
-    """``predict_on_batch`` over a float-input LiteRT model, for :func:`pcw_keras.data.evaluate_canvas`."""
+    """``predict_on_batch`` over a float-input LiteRT model, for :func:`pcw_keras.evaluation.evaluate_canvas`."""
 
     def __init__(self, path: str):
         from pcw_keras.export import LiteRTModel
@@ -79,7 +79,7 @@ def main(argv=None) -> dict:
     import keras
     import numpy as np
 
-    from pcw_keras.data import evaluate_canvas
+    from pcw_keras.evaluation import evaluate_canvas
     from pcw_keras.export import export_model
     from pcw_keras.runs import Run
 

@@ -1,7 +1,7 @@
 """Canvas-task scores recomputed from a saved model's own predictions, for checking what a run reports.
 
 The recomputation shares only the placements with
-:func:`pcw_keras.data.evaluate_canvas` (the canvases of
+:func:`pcw_keras.evaluation.evaluate_canvas` (the canvases of
 :func:`pcw_keras.data.evaluation_passes`, same seed): it reads each sample's
 cell from where its canvas is non-zero, predicts batch by batch
 (``predict_on_batch``: a model that draws at random in inference, like

@@ -9,13 +9,13 @@ from pcw_keras.data.canvas import (
     CIFAR_STD,
     CanvasPlacement,
     canvas_dataset,
-    evaluate_canvas,
     evaluation_passes,
     place_on_canvas,
     place_on_canvas_np,
     placement_dataset,
 )
 from pcw_keras.data.imageset import ImageSet
+from pcw_keras.evaluation.evaluators import evaluate_canvas
 from pcw_keras.normalization import Normalization, normalize
 
 pytestmark = pytest.mark.jax  # backend-neutral: runs in the JAX run too

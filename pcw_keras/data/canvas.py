@@ -179,70 +179,12 @@ def evaluation_passes(
             imageset, grid=grid, task=task, batch_size=batch_size, training=False,
             seed=pass_seed, flip=False,
         )
-        for pass_seed in _pass_seeds(grid, passes, seed)
+        for pass_seed in pass_seeds(grid, passes, seed)
     ]
 
 
-def evaluate_canvas(
-    model,
-    imageset: ImageSet,
-    *,
-    grid: int,
-    task: str,
-    batch_size: int = 256,
-    passes: int | None = None,
-    seed: int = 0,
-    feed: str = "canvas",
-) -> dict:
-    """Accuracy of ``model``'s argmax over :func:`evaluation_passes`.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Maps canvases (``feed="canvas"``) or ``(uint8 patches, cells)``
-        (``feed="patches"``, a model starting with :class:`CanvasPlacement`)
-        to one score per label.
-    imageset, grid, task, batch_size, passes, seed
-        As in :func:`evaluation_passes`; the same seeds give the same canvases.
-    feed : {"canvas", "patches"}
-        What the model takes.
-
-    Returns
-    -------
-    dict
-        ``accuracy`` (mean over passes), ``accuracy_per_pass`` (list) and
-        ``per_cell_accuracy`` (``grid * grid`` floats, row-major: the accuracy
-        over all passes of the samples whose image was in that cell; NaN for a
-        cell never drawn).
-    """
-    if feed not in FEEDS:
-        raise ValueError(f"`feed` must be one of {FEEDS}. Received: feed={feed!r}")
-    cells_total = grid * grid
-    hits = np.zeros(cells_total)
-    seen = np.zeros(cells_total)
-    per_pass = []
-    for pass_seed in _pass_seeds(grid, passes, seed):
-        batches = CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=False,
-                                seed=pass_seed, flip=False, feed="patches")
-        correct = 0
-        for (patches, cells), labels in batches:
-            inputs = (patches, cells) if feed == "patches" else place_on_canvas_np(normalize(patches), cells, grid)
-            predicted = np.argmax(np.asarray(model.predict_on_batch(inputs)), axis=-1)
-            right = predicted == labels
-            correct += int(right.sum())
-            hits += np.bincount(cells, weights=right, minlength=cells_total)
-            seen += np.bincount(cells, minlength=cells_total)
-        per_pass.append(correct / len(imageset))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_cell = hits / seen
-    return {
-        "accuracy": float(np.mean(per_pass)),
-        "accuracy_per_pass": [float(a) for a in per_pass],
-        "per_cell_accuracy": [float(a) for a in per_cell],
-    }
-
-
-def _pass_seeds(grid: int, passes: int | None, seed: int) -> list[int]:
+def pass_seeds(grid: int, passes: int | None, seed: int) -> list[int]:
+    """The seeds of the evaluation passes: ``passes`` (default ``grid * grid``) drawn from ``seed``."""
     passes = grid * grid if passes is None else passes
     if not isinstance(passes, int) or passes < 1:
         raise ValueError(f"`passes` must be a positive integer or None. Received: passes={passes!r}")

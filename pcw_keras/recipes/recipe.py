@@ -106,7 +106,11 @@ def load(name_or_path: str | os.PathLike, **overrides) -> "Recipe":
         if not entry.is_file():
             raise ValueError(f"Unknown recipe {text!r}. Known recipes: {', '.join(list_recipes())}")
         raw = yaml.safe_load(entry.read_text()) or {}
-    return Recipe(validate(_apply_overrides(raw, overrides)))
+    config = validate(_apply_overrides(raw, overrides))
+    from pcw_keras.evaluation.evaluators import evaluator_type
+
+    evaluator_type(config["task"], config["evaluation"])  # the evaluator serves the task
+    return Recipe(config)
 
 
 @dataclass
@@ -314,28 +318,16 @@ class Recipe:
         return cls(rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], **kwargs)
 
     def evaluate(self, model: keras.Model, test_images, seed: int | None = None) -> dict:
-        """Test scores as the paper measures them.
+        """Test scores as the paper measures them, by the evaluator the recipe's ``evaluation`` section names.
 
-        Canvas tasks: the mean accuracy over ``grid * grid`` random placements
-        (:func:`pcw_keras.data.evaluate_canvas`). Classification: the accuracy
-        of the unshifted test images and the shift consistency
-        (:func:`pcw_keras.evaluation.consistency`, ``evaluation.consistency_*``).
+        See :func:`pcw_keras.evaluation.evaluate` (canvas tasks: the mean
+        accuracy over random placements; classification: unshifted accuracy
+        and shift consistency). ``seed`` defaults to the training seed.
         """
-        from pcw_keras.data import evaluate_canvas
+        from pcw_keras.evaluation.evaluators import evaluate
 
-        task, evaluation = self.config["task"], self.config["evaluation"]
         seed = self.config["training"]["seed"] if seed is None else seed
-        if not self.is_canvas:
-            from pcw_keras.evaluation import consistency
-
-            return consistency(
-                model, test_images, max_shift=evaluation["consistency_max_shift"],
-                passes=evaluation["consistency_passes"], batch_size=evaluation["batch_size"], seed=seed, verbose=0,
-            )
-        return evaluate_canvas(
-            model, test_images, grid=task["grid"], task=task["kind"], batch_size=evaluation["batch_size"],
-            passes=evaluation["passes"], seed=seed,
-        )
+        return evaluate(model, test_images, task=self.config["task"], evaluation=self.config["evaluation"], seed=seed)
 
 
 __all__ = ["Datasets", "Recipe", "SCHEMA", "defaults", "list_recipes", "load", "parse_override"]

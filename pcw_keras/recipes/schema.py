@@ -98,9 +98,12 @@ SCHEMA: dict[str, Any] = {
         "steps_per_execution": Field(1, INT, low=1),
         "precision": Field("float32", STR, choices=("float32", "mixed_bfloat16", "mixed_float16"),
                            help="Keras dtype policy: mixed_* compute in 16 bits with float32 weights "
-                                "(mixed_bfloat16: 1.55x faster training on an AVX512-BF16 CPU; the paper's runs are float32)."),
+                                "(faster on CPUs and GPUs with 16-bit units: docs/benchmarks.md; the paper's runs are float32)."),
     },
     "evaluation": {
+        "type": Field(None, STR, optional=True, choices=("canvas", "consistency"),
+                      help="Evaluator (pcw_keras.evaluation.EVALUATORS); null: canvas for the canvas tasks, "
+                           "consistency for classification."),
         "passes": Field(None, INT, low=1, optional=True, help="Random placements of the test split; null = grid*grid."),
         "batch_size": Field(256, INT, low=1),
         "consistency_max_shift": Field(4, INT, low=1, help="Classification: shift range of the consistency test."),

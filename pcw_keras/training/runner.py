@@ -17,6 +17,7 @@ import time
 
 import keras
 
+from pcw_keras.evaluation.evaluators import evaluate
 from pcw_keras.io import remove_stale_temporaries, write_text_atomic
 from pcw_keras.recipes import Recipe
 from pcw_keras.runs import RECIPE_FILE, RESULTS_FILE, Run
@@ -241,7 +242,8 @@ def evaluate_run(
         if which == "last" and best_epoch is not None and best_epoch == epochs - 1:
             scores = best_scores  # the last epoch is the best one: same model, same placements
         else:
-            scores = recipe.evaluate(keras.models.load_model(path), test_images)
+            scores = evaluate(keras.models.load_model(path), test_images, task=recipe["task"],
+                              evaluation=recipe["evaluation"], seed=recipe["training"]["seed"])
         best_scores = scores
         results[f"test_accuracy_{which}"] = scores["accuracy"]
         for key in ("per_cell_accuracy", "consistency"):  # canvas tasks / classification

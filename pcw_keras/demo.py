@@ -18,15 +18,16 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from pcw_keras import recipes
+from pcw_keras import paper, recipes
 from pcw_keras.demo_verdict import is_rising, verdict  # noqa: F401 (is_rising: part of the demo's API)
 from pcw_keras.io import write_text_atomic
 from pcw_keras.models.flops import matmul_gflops
+from pcw_keras.scales import SCALES, Scale, shrink
 
 NETWORKS = (("gapnet", "GAPNet"), ("permutenet", "PermuteNet"))
 REFERENCE_GFLOPS = 76.3
@@ -34,23 +35,14 @@ REFERENCE_GFLOPS = 76.3
 ``docs/studies/demo/seed0/results.json``; a 2-core CPU under a concurrent load, which slows both the
 product and the run)."""
 TASKS = ("location", "image")
-PAPER = {3: {"GAPNet": {"location": 1.0, "image": 0.826}, "PermuteNet": {"location": 0.788, "image": 0.821}},
-         7: {"GAPNet": {"location": 1.0, "image": 0.821}, "PermuteNet": {"location": 0.214, "image": 0.699}}}
-"""The paper's Table 1 (ResNet-18, full width, 20 epochs of CIFAR-10), as fractions."""
 
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """What a demo run trains: width, epochs per task, data sizes, evaluation passes."""
+    """What a demo run trains: its recipes' scale, the canvas grid, and the time it takes."""
 
-    width: float
-    location_epochs: int
-    image_epochs: int
-    train_limit: int | None
-    test_limit: int | None
-    passes: int
+    scale: Scale
     grid: int = 3
-    jit_compile: bool | str = "auto"
     estimate_minutes: float = 0.0  # at REFERENCE_GFLOPS (see PLANS); the progress bar refines it once training starts
 
 
@@ -58,12 +50,10 @@ class DemoPlan:
 # REFERENCE_GFLOPS): quick, docs/studies/demo/quick/results.json (50.9 s at 68.1 GFLOP/s); default,
 # docs/studies/demo/seed0/results.json (441.3 s at 76.3 GFLOP/s). tests/test_docs.py checks them against the files.
 PLANS = {
-    "quick": DemoPlan(width=0.0625, location_epochs=1, image_epochs=1, train_limit=600, test_limit=200, passes=1,
-                      jit_compile=False, estimate_minutes=0.76),
+    "quick": DemoPlan(SCALES["quick"], estimate_minutes=0.76),
     # XLA follows the recipes' "auto" (off on a CPU, where it measured slower: docs/benchmarks.md).
-    "default": DemoPlan(width=0.125, location_epochs=1, image_epochs=10, train_limit=None, test_limit=None, passes=3,
-                        estimate_minutes=7.36),
-    "full": DemoPlan(width=1.0, location_epochs=20, image_epochs=20, train_limit=None, test_limit=None, passes=9, estimate_minutes=0.0),
+    "default": DemoPlan(SCALES["demo"], estimate_minutes=7.36),
+    "full": DemoPlan(SCALES["paper"]),
 }
 
 
@@ -166,35 +156,32 @@ def _minutes(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _recipe(task: str, net: str, plan: DemoPlan, source: str | None, seed: int, full: bool) -> recipes.Recipe:
-    overrides = {"training.seed": seed} if source is None else {"data.source": source, "training.seed": seed}
-    if not full:
-        overrides.update({
-            "model.width": plan.width, "data.limit": plan.train_limit, "data.test_limit": plan.test_limit,
-            "training.epochs": plan.location_epochs if task == "location" else plan.image_epochs,
-            "evaluation.passes": plan.passes,
-            # The plan's XLA switch is TensorFlow's; JAX always compiles (off would run op by op).
-            "training.jit_compile": plan.jit_compile if keras.backend.backend() == "tensorflow" else "auto",
-            "data.validation_fraction": 0.05,
-        })
-    return recipes.load(f"{task}-{plan.grid}x{plan.grid}-{net}", **overrides)
+def plan_recipe(task: str, net: str, plan: DemoPlan, *, source: str | None, seed: int) -> recipes.Recipe:
+    """The recipe the demo trains for ``task`` and ``net`` under ``plan``; ``source`` replaces CIFAR-10."""
+    return shrink(f"{task}-{plan.grid}x{plan.grid}-{net}", plan.scale, seed=seed, sources={"cifar10": source} if source else None)
+
+
+def plan_record(plan: DemoPlan, location: recipes.Recipe, image: recipes.Recipe) -> dict:
+    """``results.json``'s ``plan``: what the run trained and how it scored, read from its location and image recipes."""
+    return {"width": location["model"]["width"], "location_epochs": location.epochs, "image_epochs": image.epochs,
+            "train_limit": location["data"]["limit"], "test_limit": location["data"]["test_limit"],
+            "passes": location["evaluation"]["passes"] or plan.grid ** 2, "grid": plan.grid,
+            "jit_compile": location["training"]["jit_compile"], "estimate_minutes": plan.estimate_minutes}
 
 
 def kept_shares(results: dict) -> dict[str, float | None]:
-    """Per task, the share of GAPNet's above-chance accuracy that PermuteNet keeps (see :func:`pcw_keras.reproduce.kept_share`)."""
-    from pcw_keras.reproduce import kept_share
-
-    return {task: kept_share(results["PermuteNet"][task], results["GAPNet"][task], results["chance"][task]) for task in TASKS}
+    """Per task, the share of GAPNet's above-chance accuracy that PermuteNet keeps (:func:`pcw_keras.paper.kept_share`)."""
+    return {task: paper.kept_share(results["PermuteNet"][task], results["GAPNet"][task], results["chance"][task]) for task in TASKS}
 
 
 def share_line(results: dict) -> str:
     """The asymmetry the numbers support: PermuteNet's kept share per task, here and in the paper."""
     here = kept_shares(results)
-    paper = kept_shares({**PAPER[results["grid"]], "chance": results["chance"]})
+    theirs = {task: paper.channels_kept_share(task, results["grid"]) for task in TASKS}
     text = lambda share: "n/a" if share is None else f"{100 * share:.0f}%"  # noqa: E731
     return (f"PermuteNet keeps {text(here['location'])} of GAPNet's above-chance location accuracy and "
-            f"{text(here['image'])} of its image accuracy (the paper, full scale: {text(paper['location'])} and "
-            f"{text(paper['image'])}): shuffling the channels costs position {'more' if _less(here) else 'no more'} "
+            f"{text(here['image'])} of its image accuracy (the paper, full scale: {text(theirs['location'])} and "
+            f"{text(theirs['image'])}): shuffling the channels costs position {'more' if _less(here) else 'no more'} "
             "than semantics.")
 
 
@@ -219,9 +206,16 @@ def format_table(results: dict) -> str:
 
 
 def _table_rows(results: dict) -> list[tuple[str, dict]]:
-    paper = PAPER.get(results["grid"], {})
     return [("GAPNet", results["GAPNet"]), ("PermuteNet", results["PermuteNet"]),
-            *((f"{name} (paper)", values) for name, values in paper.items()), ("chance", results["chance"])]
+            *((f"{label} (paper)", values) for label, values in _paper_rows(results["grid"]).items()),
+            ("chance", results["chance"])]
+
+
+def _paper_rows(grid: int) -> dict[str, dict[str, float]]:
+    """The paper's Table 1 at ``grid`` in the demo's rows (fractions); none for a grid the paper did not train."""
+    if not any(key[1] == grid for key in paper.CHANNELS):
+        return {}
+    return {label: {task: paper.CHANNELS[(task, grid, net)] / 100 for task in TASKS} for net, label in NETWORKS}
 
 
 def run_demo(
@@ -254,17 +248,15 @@ def run_demo(
 
     if mode not in PLANS:
         raise ValueError(f"`mode` must be one of {tuple(PLANS)}. Received: mode={mode!r}")
-    plan, full = PLANS[mode], mode == "full"
-    if source is None and not full:
-        source = "cifar10-mini"
+    plan = PLANS[mode]
     os.makedirs(out_dir, exist_ok=True)
-    runs = {(task, net): _recipe(task, net, plan, source, seed, full) for task in TASKS for net, _ in NETWORKS}
+    runs = {(task, net): plan_recipe(task, net, plan, source=source, seed=seed) for task in TASKS for net, _ in NETWORKS}
     data = {task: runs[(task, "gapnet")].datasets() for task in TASKS}
     steps = {key: recipe.epochs * (len(data[key[0]].train_images) // recipe["training"]["batch_size"]) for key, recipe in runs.items()}
     width = runs[("location", "gapnet")]["model"]["width"]
-    source_name = source or runs[("location", "gapnet")]["data"]["source"]
+    source = runs[("location", "gapnet")]["data"]["source"]
     stream.write(
-        f"pcw demo ({mode}): GAPNet and PermuteNet, ResNet-18 at width {width:g}, on {source_name} "
+        f"pcw demo ({mode}): GAPNet and PermuteNet, ResNet-18 at width {width:g}, on {source} "
         f"({len(data['location'].train_images)} training images): location {runs[('location', 'gapnet')].epochs} epoch(s), "
         f"image {runs[('image', 'gapnet')].epochs} epoch(s) per network.\n"
     )
@@ -277,7 +269,7 @@ def run_demo(
         stream.write("Expected time: the paper's full recipes; the bar below shows the time left on this machine.\n")
 
     progress = _ProgressBar(sum(steps.values()), len(runs), stream)
-    results: dict = {"mode": mode, "plan": asdict(plan), "source": source, "seed": seed, "grid": plan.grid,
+    results: dict = {"mode": mode, "plan": plan_record(plan, runs[("location", "gapnet")], runs[("image", "gapnet")]), "source": source, "seed": seed, "grid": plan.grid,
                      "GAPNet": {}, "PermuteNet": {}, "chance": {}, "runs": {}}
     models = {}
     start = time.perf_counter()

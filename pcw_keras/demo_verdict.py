@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pcw_keras import paper
+
 LOCATION_GAP_POINTS = 30.0
 """GAPNet's location accuracy must exceed PermuteNet's by at least this many points (plus the seed margin)."""
 
@@ -54,8 +56,8 @@ def verdict(results: dict, spread: dict[str, float] | None = None) -> Verdict:
     Parameters
     ----------
     results : dict
-        ``results.json``'s shape: ``GAPNet``, ``PermuteNet`` and ``chance``, each
-        ``{"location": fraction, "image": fraction}``, and optionally
+        ``results.json``'s shape: ``grid``; ``GAPNet``, ``PermuteNet`` and ``chance``,
+        each ``{"location": fraction, "image": fraction}``; and optionally
         ``runs["image-permutenet"]["validation_curve"]``.
     spread : dict, optional
         Seed standard deviation, in points, of the ``location`` and ``image``
@@ -83,8 +85,10 @@ def verdict(results: dict, spread: dict[str, float] | None = None) -> Verdict:
                                    "semantics survive the shuffle, position lives in the order of the channels.")
     curve = results.get("runs", {}).get("image-permutenet", {}).get("validation_curve", [])
     trend = "still rising" if is_rising(curve) else "not yet caught up"
+    theirs = {net: paper.CHANNELS[("image", results["grid"], net)] for net in ("permutenet", "gapnet")}
     return Verdict("inconclusive", f"{position}, but PermuteNet also recognises the image {image_gap:.0f} points worse "
                                    f"(more than {IMAGE_CLOSE_POINTS:.0f}): shuffling costs semantics too, so this table "
                                    "cannot tell whether position lives in the order of the channels (inconclusive). "
-                                   f"PermuteNet's image accuracy is {trend} at this budget (the paper: 82.1% vs 82.6% "
-                                   "after 20 full epochs; see docs/results.md).")
+                                   f"PermuteNet's image accuracy is {trend} at this budget (the paper: "
+                                   f"{theirs['permutenet']:.1f}% vs {theirs['gapnet']:.1f}% after 20 full epochs; "
+                                   "see docs/results.md).")

@@ -16,8 +16,12 @@ Scales (``--scale``):
 - ``reduced``: width 1/8, every training image, the paper's epochs, so the
   paper's step count is kept;
 - ``demo``: the budget of ``pcw demo`` (width 1/8; location 1 epoch, the
-  image task and classification 10; ``cifar10-mini`` unless ``--data`` says
-  otherwise).
+  image task and classification 10; 5% of the training images held out for
+  validation; 3 placements of the test split; ``cifar10-mini`` unless
+  ``--data`` says otherwise).
+
+The scales are :data:`pcw_keras.scales.SCALES`, the paper's values
+:mod:`pcw_keras.paper`.
 """
 from __future__ import annotations
 
@@ -30,15 +34,11 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pcw_keras import recipes
+from pcw_keras import paper, recipes
 from pcw_keras.choices import REPRODUCE_SCALES
 from pcw_keras.io import atomic_path, write_text_atomic
 from pcw_keras.runs import read_results
-
-SCALES = REPRODUCE_SCALES
-REDUCED_WIDTH = 0.125
-DEMO_EPOCHS = {"location": 1, "image": 10, "classification": 10}  # pcw demo's default plan (pcw_keras.demo.PLANS)
-DEMO_SOURCE = "cifar10-mini"
+from pcw_keras.scales import SCALES, shrink
 
 
 @dataclass(frozen=True)
@@ -50,24 +50,12 @@ class Cell:
 
 
 TABLES: dict[str, tuple[Cell, ...]] = {
-    "channels": tuple(
-        Cell(f"{task}-{grid}x{grid}-{net}", {"accuracy": value})
-        for (task, grid, net), value in {
-            ("location", 3, "gapnet"): 100.0, ("location", 3, "permutenet"): 78.8,
-            ("location", 7, "gapnet"): 100.0, ("location", 7, "permutenet"): 21.4,
-            ("image", 3, "gapnet"): 82.6, ("image", 3, "permutenet"): 82.1,
-            ("image", 7, "gapnet"): 82.1, ("image", 7, "permutenet"): 69.9,
-        }.items()
-    ),
-    "translation": tuple(
-        Cell(name, {"top1": top1, "consistency": consistency})
-        for name, (top1, consistency) in {
-            "cifar10-resnet18": (93.1, 90.8), "cifar10-resnet18-blurpool": (92.5, 92.5),
-            "cifar10-resnet18-augshift": (92.1, 94.8), "cifar100-resnet18": (72.6, 70.1),
-            "cifar100-resnet18-blurpool": (72.4, 78.2), "cifar100-resnet18-augshift": (72.6, 85.6),
-        }.items()
-    ),
+    "channels": tuple(Cell(f"{task}-{grid}x{grid}-{net}", {"accuracy": accuracy})
+                      for (task, grid, net), accuracy in paper.CHANNELS.items()),
+    "translation": tuple(Cell(f"{dataset}-{net}", dict(values)) for (dataset, net), values in paper.TRANSLATION.items()),
 }
+PAPER_KEPT_SHARES = {f"{task}-{grid}x{grid}": paper.channels_kept_share(task, grid) for task, grid, _ in paper.CHANNELS}
+"""The paper's own kept share per channels-table task (``location-3x3``...), from its Table 1 and its chance."""
 METRIC_KEYS = {"accuracy": "test_accuracy_best", "top1": "test_accuracy_best", "consistency": "consistency_best"}
 
 
@@ -92,21 +80,11 @@ def table_cells(table: str, names: list[str] | None = None) -> tuple[Cell, ...]:
 
 
 def cell_recipe(cell: Cell, scale: str, seed: int, data: dict[str, str] | None = None) -> recipes.Recipe:
-    """The recipe of ``cell`` at ``scale`` with ``seed``; ``data`` maps a recipe source (``cifar10``...) to another."""
-    if scale not in SCALES:
-        raise ValueError(f"Unknown scale {scale!r}. Expected one of: {', '.join(SCALES)}")
-    base = recipes.load(cell.recipe)
-    source = base["data"]["source"]
-    overrides: dict = {"training.seed": seed}
-    if scale == "demo" and source == "cifar10":
-        overrides["data.source"] = DEMO_SOURCE
-    if data and source in data:
-        overrides["data.source"] = data[source]
-    if scale in ("reduced", "demo"):
-        overrides["model.width"] = REDUCED_WIDTH
-    if scale == "demo":
-        overrides["training.epochs"] = DEMO_EPOCHS[base["task"]["kind"]]
-    return recipes.load(cell.recipe, **overrides)
+    """The recipe of ``cell`` at ``scale`` (:data:`pcw_keras.scales.SCALES`) with ``seed``; ``data`` maps a recipe
+    source (``cifar10``...) to another."""
+    if scale not in REPRODUCE_SCALES:
+        raise ValueError(f"Unknown scale {scale!r}. Expected one of: {', '.join(REPRODUCE_SCALES)}")
+    return shrink(cell.recipe, SCALES[scale], seed=seed, sources=data)
 
 
 def run_dir(out: str, table: str, cell: Cell, seed: int) -> str:
@@ -132,18 +110,6 @@ def seconds_per_step(recipe: recipes.Recipe, class_names: list[str], steps: int 
     return float(np.median(times))
 
 
-def kept_share(permutenet: float, gapnet: float, chance: float) -> float | None:
-    """(PermuteNet - chance) / (GAPNet - chance): the share of GAPNet's above-chance accuracy that PermuteNet keeps.
-
-    Examples
-    --------
-    >>> round(kept_share(78.8, 100.0, 100 / 9), 2)
-    0.76
-    """
-    above = gapnet - chance
-    return None if above <= 0 else (permutenet - chance) / above
-
-
 def hardware() -> str:
     """One line naming the machine, the backend and its accelerators."""
     accelerators = "none"
@@ -166,10 +132,10 @@ def summarize(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int],
     rows = []
     for cell in cells:
         done = [r for r in (read_results(run_dir(out, table, cell, seed)) for seed in seeds) if r]
-        for metric, paper in cell.paper.items():
+        for metric, reported in cell.paper.items():
             values = [100 * r[METRIC_KEYS[metric]] for r in done if METRIC_KEYS[metric] in r]
             rows.append({
-                "cell": cell.recipe, "metric": metric, "paper": paper, "seeds": len(values),
+                "cell": cell.recipe, "metric": metric, "paper": reported, "seeds": len(values),
                 "mean": statistics.fmean(values) if values else None,
                 "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
                 "chance": 100 * done[0]["chance"] if done else None,
@@ -177,7 +143,7 @@ def summarize(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int],
     return rows
 
 
-def kept_shares(rows: list[dict]) -> list[str]:
+def kept_share_lines(rows: list[dict]) -> list[str]:
     """Lines comparing PermuteNet's kept share of GAPNet's above-chance accuracy, here and in the paper."""
     by_cell = {row["cell"]: row for row in rows if row["metric"] == "accuracy"}
     lines = []
@@ -187,12 +153,10 @@ def kept_shares(rows: list[dict]) -> list[str]:
         permutenet = by_cell.get(name.replace("-gapnet", "-permutenet"))
         if permutenet is None or gapnet["mean"] is None or permutenet["mean"] is None:
             continue
-        chance = gapnet["chance"]
-        here = kept_share(permutenet["mean"], gapnet["mean"], chance)
-        paper = kept_share(permutenet["paper"], gapnet["paper"], chance)
+        here = paper.kept_share(permutenet["mean"], gapnet["mean"], gapnet["chance"])
         task = name.removesuffix("-gapnet")
         lines.append(f"{task}: PermuteNet keeps {_percent(here)} of GAPNet's above-chance accuracy here, "
-                     f"{_percent(paper)} in the paper.")
+                     f"{_percent(PAPER_KEPT_SHARES[task])} in the paper.")
     return lines
 
 
@@ -212,7 +176,7 @@ def write_report(table: str, rows: list[dict], scale: str, seeds: list[int], out
     for row in rows:
         here = "-" if row["mean"] is None else f"{row['mean']:.1f} ± {row['std']:.1f}"
         lines.append(f"| {row['cell']} | {row['metric']} | {row['paper']:.1f} | {here} | {row['seeds']}/{len(seeds)} |")
-    shares = kept_shares(rows)
+    shares = kept_share_lines(rows)
     if shares:
         lines += ["", *(f"- {line}" for line in shares)]
     markdown = os.path.join(folder, "results.md")

@@ -31,7 +31,8 @@ def summarize(runs: list[dict]) -> dict:
     spread = {task: statistics.stdev(values) for task, values in gaps.items()}
     curves = [run["runs"]["image-permutenet"]["validation_curve"] for run in runs]
     mean_curve = [statistics.fmean(epoch) for epoch in zip(*curves)]
-    table = {**mean, "chance": runs[0]["chance"], "runs": {"image-permutenet": {"validation_curve": mean_curve}}}
+    table = {**mean, "grid": runs[0]["grid"], "chance": runs[0]["chance"],
+             "runs": {"image-permutenet": {"validation_curve": mean_curve}}}
     decided = verdict(table, spread=spread)
     return {"seeds": [run["seed"] for run in runs],
             "per_seed": [{net: run[net] for net in NETWORKS} for run in runs],

@@ -3,7 +3,7 @@ from pcw_keras.demo_verdict import IMAGE_CLOSE_POINTS, LOCATION_GAP_POINTS, verd
 
 
 def _table(gap_location, perm_location, gap_image, perm_image, curve=()):
-    return {"GAPNet": {"location": gap_location, "image": gap_image},
+    return {"grid": 3, "GAPNet": {"location": gap_location, "image": gap_image},
             "PermuteNet": {"location": perm_location, "image": perm_image},
             "chance": {"location": 1 / 9, "image": 0.1}, "runs": {"image-permutenet": {"validation_curve": list(curve)}}}
 

@@ -31,6 +31,7 @@ def test_scales_set_width_epochs_and_sources():
     assert reduced["data"]["limit"] is None  # every training image: the paper's step count
     demo = reproduce.cell_recipe(cell, "demo", seed=0)
     assert (demo["model"]["width"], demo.epochs, demo["data"]["source"]) == (0.125, 10, "cifar10-mini")
+    assert (demo["data"]["validation_fraction"], demo["evaluation"]["passes"]) == (0.05, 3)  # pcw demo's own
     c100 = reproduce.cell_recipe(reproduce.table_cells("translation", ["cifar100-resnet18"])[0], "reduced", 0,
                                  data={"cifar10": "/data/cifar10"})
     assert c100["data"]["source"] == "cifar100"  # a CIFAR-10 source is not given to a CIFAR-100 cell
@@ -38,9 +39,22 @@ def test_scales_set_width_epochs_and_sources():
         reproduce.cell_recipe(cell, "tiny", seed=0)
 
 
-def test_kept_share_is_permutenets_share_of_gapnets_above_chance_accuracy():
-    assert reproduce.kept_share(78.8, 100.0, 100 / 9) == pytest.approx(0.7615, abs=1e-3)
-    assert reproduce.kept_share(50.0, 10.0, 10.0) is None  # GAPNet at chance: no share to keep
+def test_the_demo_scale_is_pcw_demos_default_plan():
+    from pcw_keras.demo import PLANS, plan_recipe
+
+    for cell in reproduce.table_cells("channels", ["location-3x3-gapnet", "image-3x3-permutenet"]):
+        task, _, net = cell.recipe.split("-")
+        demo = plan_recipe(task, net, PLANS["default"], source=None, seed=1)
+        assert reproduce.cell_recipe(cell, "demo", seed=1).config == demo.config
+
+
+def test_the_papers_kept_share_uses_the_papers_chance_whatever_the_runs_data(tmp_path):
+    out = str(tmp_path)
+    _fake_run(out, "channels", "image-3x3-gapnet", 0, 0.6, 1 / 4)  # a 4-class data set: chance 25%
+    _fake_run(out, "channels", "image-3x3-permutenet", 0, 0.4, 1 / 4)
+    cells = reproduce.table_cells("channels", ["image-3x3-gapnet", "image-3x3-permutenet"])
+    lines = reproduce.kept_share_lines(reproduce.summarize("channels", cells, "demo", [0], out))
+    assert lines == ["image-3x3: PermuteNet keeps 43% of GAPNet's above-chance accuracy here, 99% in the paper."]
 
 
 def _fake_run(out, table, cell, seed, accuracy, chance, consistency=None):

@@ -33,7 +33,8 @@ import numpy as np
 from pcw_keras.commands.attack import parse_ks
 from pcw_keras.commands.rank import resolve_target
 from pcw_keras.evaluation.attacks import accuracy_bound
-from pcw_keras.evaluation.position_channels import canvases, rank_position_channels
+from pcw_keras.evaluation.inputs import canvases
+from pcw_keras.evaluation.position_channels import rank_position_channels
 from pcw_keras.evaluation.task_metrics import _cross_entropy
 
 

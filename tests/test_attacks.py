@@ -8,7 +8,9 @@ import pytest
 from layer_harness import run_layer_test
 from position_probe import GRID, PATCH, POSITION_CHANNEL, locating_probe_model, patches, probe_model
 from pcw_keras.evaluation.attacks import accuracy_bound, attack, evaluate_attacks, mask_layer
-from pcw_keras.evaluation.position_channels import canvases as place_patches, feature_model, rank_position_channels
+from pcw_keras.evaluation.inputs import canvases as place_patches
+from pcw_keras.evaluation.model_layers import feature_model
+from pcw_keras.evaluation.position_channels import rank_position_channels
 from pcw_keras.evaluation.task_metrics import canvas_metric, classification_metric, confusion, mean_iou
 from pcw_keras.layers import ChannelMask
 from pcw_keras.models import create_model

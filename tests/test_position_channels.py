@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from position_probe import GRID, PATCH, POSITION_CHANNEL, patches, probe_model
-from pcw_keras.evaluation.position_channels import ChannelRanking, default_layer, feature_model, rank_position_channels
+from pcw_keras.evaluation.model_layers import default_layer, feature_model
+from pcw_keras.evaluation.position_channels import ChannelRanking, rank_position_channels
 from pcw_keras.models import create_model
 
 

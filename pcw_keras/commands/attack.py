@@ -65,12 +65,10 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
       pcw attack runs/location-3x3-gapnet --top 5%,10%,25% --random-draws 5
       pcw attack runs/location-3x3-gapnet --top 1,5 --region 0 --ranking-name cell_0
     """
-    import numpy as np
-
     from pcw_keras.io import write_text_atomic
     from pcw_keras.evaluation.attacks import evaluate_attacks
-    from pcw_keras.evaluation.position_channels import ChannelRanking, infer_grid, input_batches
-    from pcw_keras.evaluation.task_metrics import agreement_metric, canvas_metric, classification_metric
+    from pcw_keras.evaluation.position_channels import ChannelRanking
+    from pcw_keras.evaluation.task_metrics import attack_metric
 
     resolved = resolve_target(target, which, data, task, grid, out, preprocess, input_size)
     method = default_method(resolved.task, method)
@@ -94,16 +92,8 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
             raise click.BadParameter(f"must be one of {list(ranking.rankings)}. Received: {ranking_name!r}", param_hint="--ranking-name")
         ks = parse_ks(top, ranking.num_channels)
         images = resolved.load_images("test", limit)
-        if resolved.task in CANVAS_TASKS:
-            metric = canvas_metric(images, grid=resolved.grid, task=resolved.task, region=cells, batch_size=batch_size,
-                                   normalization=resolved.normalization)
-        elif resolved.task == "features":
-            grid = infer_grid(model, images.images.shape[2], resolved.grid)
-            inputs = np.concatenate(list(input_batches(images, batch_size, grid, seed, resolved.normalization)))
-            metric = agreement_metric(model, inputs, batch_size=batch_size)
-        else:
-            inputs = np.concatenate(list(input_batches(images, batch_size, normalization=resolved.normalization)))
-            metric = classification_metric(inputs, images.labels, batch_size=batch_size)
+        metric = attack_metric(resolved.task, model, images, grid=resolved.grid, region=cells, batch_size=batch_size,
+                               seed=seed, normalization=resolved.normalization)
         report = evaluate_attacks(model, metric, ranking, ks, ranking_name=ranking_name, random_draws=random_draws, seed=seed)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import click
 
-from pcw_keras.choices import PREPROCESS
+from pcw_keras.choices import CANVAS_TASKS, PREPROCESS
 
 METHODS = ("canvas", "mirror")
-TASKS = ("location", "image", "classification", "features")
-CANVAS_TASKS = ("location", "image")
+TASKS = (*CANVAS_TASKS, "classification", "features")
 
 
 @dataclass
@@ -70,7 +69,7 @@ def compute_ranking(target: Target, model, method: str, layer: str | None, limit
     images = target.load_images("train", limit)
     grid = target.grid if target.task in (*CANVAS_TASKS, "features") else None
     if method == "mirror" and target.task in CANVAS_TASKS and grid is None:
-        from pcw_keras.evaluation.position_channels import infer_grid
+        from pcw_keras.evaluation.inputs import infer_grid
 
         grid = infer_grid(model, images.images.shape[2], None)
     return rank_position_channels(model, images, layer=layer, method=method, grid=grid, batch_size=batch_size,

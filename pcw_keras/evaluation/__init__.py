@@ -2,7 +2,8 @@
 from pcw_keras.evaluation.attacks import AttackReport, accuracy_bound, attack, evaluate_attacks, mask_layer
 from pcw_keras.evaluation.consistency import consistency, consistency_curve, plot_curves, write_curves_csv
 from pcw_keras.evaluation.evaluators import EVALUATORS, evaluate, evaluate_canvas, register_evaluator
-from pcw_keras.evaluation.position_channels import ChannelRanking, default_layer, feature_model, rank_position_channels
+from pcw_keras.evaluation.model_layers import default_layer, feature_model
+from pcw_keras.evaluation.position_channels import ChannelRanking, rank_position_channels
 from pcw_keras.evaluation.task_metrics import (
     canvas_cell_scores,
     canvas_metric,

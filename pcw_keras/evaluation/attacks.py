@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
-from pcw_keras.evaluation.position_channels import ChannelRanking, default_layer
+from pcw_keras.evaluation.model_layers import default_layer
+from pcw_keras.evaluation.position_channels import ChannelRanking
 from pcw_keras.layers import ChannelMask
 
 MASK_SUFFIX = "_channel_mask"

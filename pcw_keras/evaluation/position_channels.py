@@ -22,78 +22,11 @@ import keras
 import numpy as np
 
 from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
-from pcw_keras.normalization import CIFAR, Normalization, normalize
+from pcw_keras.evaluation.inputs import canvases, infer_grid, input_batches, uint8_patches
+from pcw_keras.evaluation.model_layers import default_layer, feature_model
+from pcw_keras.normalization import CIFAR, Normalization
 
 METHODS = ("mirror", "canvas")
-DEFAULT_LAYERS = ("stage4", "pool")
-
-
-def default_layer(model: keras.Model) -> str:
-    """The layer ranked and attacked when none is named.
-
-    For the package's ResNets it is ``stage4``, else ``pool``: ``stage4`` is
-    the body's last map, for every head (in GAPNet ``pool`` holds the logits,
-    in PermuteNet ``pool`` is permuted at every call, and for the plain
-    ``gap`` head GAP(``stage4``) *is* ``pool``). For any other model it is
-    the last layer with a 4-D output before the first global pooling (e.g.
-    ``conv5_block3_out`` of a Keras ResNet-50), or its last 4-D layer.
-    """
-    names = {layer.name for layer in model.layers}
-    for name in DEFAULT_LAYERS:
-        if name in names:
-            return name
-    last = None
-    for layer in model.layers:
-        if isinstance(layer, GLOBAL_POOLING) and last is not None:
-            return last
-        if not isinstance(layer, keras.layers.InputLayer) and len(_output_shape(layer)) == 4:
-            last = layer.name
-    if last is None:
-        raise ValueError(f"Model {model.name!r} has no layer with a 4-D (image-like) output: pass `layer=`.")
-    return last
-
-
-GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
-
-
-def _output_shape(layer) -> tuple:
-    try:
-        return tuple(layer.output.shape)
-    except (AttributeError, ValueError):  # a layer called several times, or with several outputs
-        return ()
-
-
-def check_layer(model: keras.Model, layer: str) -> None:
-    """A ValueError naming the closest layer names when ``layer`` is not a layer of ``model``."""
-    import difflib
-
-    names = [candidate.name for candidate in model.layers]
-    if layer in names:
-        return
-    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
-    hint = f"closest: {', '.join(close)}" if close else f"it has {len(names)} layers, e.g. {', '.join(names[-5:])}"
-    raise ValueError(f"{model.name!r} has no layer {layer!r} ({hint}).")
-
-
-def feature_model(model: keras.Model, layer: str) -> keras.Model:
-    """A model from ``model``'s inputs to ``layer``'s output, averaged over space if it is 4-D.
-
-    Raises
-    ------
-    ValueError
-        ``layer`` is not a layer of ``model``, or its output is neither 2-D nor 4-D.
-    """
-    check_layer(model, layer)
-    output = model.get_layer(layer).output
-    if len(output.shape) == 4:
-        output = keras.layers.GlobalAveragePooling2D(name=f"{layer}_ranking_gap")(output)
-    elif len(output.shape) != 2:
-        raise ValueError(
-            f"`layer` must give (batch, C) or (batch, H, W, C) outputs. Received: layer={layer!r} "
-            f"with output shape {tuple(output.shape)}"
-        )
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras.Model(inputs, output, name=f"{model.name}_{layer}_features")
 
 
 @dataclass
@@ -287,80 +220,6 @@ def rank_position_channels(
 
 
 # --- inputs -------------------------------------------------------------------------------------------
-
-
-def uint8_patches(dataset) -> np.ndarray:
-    """The uint8 ``(N, h, w, 3)`` array of an ImageSet or array, or ``ValueError``."""
-    images = getattr(dataset, "images", dataset)
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(
-            "Canvas inputs must be an ImageSet or a uint8 array (N, h, w, 3). "
-            f"Received: {type(dataset).__name__} with dtype={getattr(images, 'dtype', None)}"
-        )
-    if len(images) == 0:
-        raise ValueError("`dataset` holds no images.")
-    return images
-
-
-def infer_grid(model: keras.Model, patch_width: int, grid: int | None) -> int:
-    """``grid`` if given, else the model's input width over the patch width (must divide)."""
-    width = model.inputs[0].shape[2]
-    if grid is None:
-        if width is None or width % patch_width:
-            raise ValueError(
-                f"Cannot infer `grid` from input width {width} and patch width {patch_width}: pass grid=."
-            )
-        grid = width // patch_width
-    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-        raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
-    if width is not None and width != grid * patch_width:
-        raise ValueError(
-            f"A {grid}x{grid} canvas of {patch_width}-pixel patches is {grid * patch_width} wide; the model takes "
-            f"{width}. Received: grid={grid}"
-        )
-    return grid
-
-
-def canvases(patches: np.ndarray, cells, grid: int, normalization: Normalization = CIFAR) -> np.ndarray:
-    """Normalised float32 canvases with each uint8 patch at its cell (as the canvas pipelines build them).
-
-    The patches are normalised with ``normalization`` (CIFAR's by default);
-    the empty cells are zeros, i.e. the mean colour.
-    """
-    from pcw_keras.data.canvas import place_on_canvas_np
-
-    cells = np.broadcast_to(np.asarray(cells, "int32"), (len(patches),))
-    return place_on_canvas_np(normalize(patches, normalization.mean, normalization.std), cells, grid)
-
-
-def input_batches(dataset, batch_size: int, grid: int | None = None, seed: int = 0, normalization: Normalization = CIFAR):
-    """Float batches of model inputs from an array, a tf.data dataset or uint8 images (see ``mirror``)."""
-    images = getattr(dataset, "images", dataset)
-    if isinstance(images, np.ndarray):
-        if images.ndim != 4:
-            raise ValueError(f"Inputs must be images (N, H, W, C). Received: shape={images.shape}")
-        if images.dtype == np.uint8:
-            rng = np.random.default_rng(seed)
-            for start in range(0, len(images), batch_size):
-                chunk = images[start:start + batch_size]
-                if grid is None:
-                    yield normalize(chunk, normalization.mean, normalization.std)
-                else:
-                    yield canvases(chunk, rng.integers(0, grid * grid, len(chunk)), grid, normalization)
-        else:
-            for start in range(0, len(images), batch_size):
-                yield np.asarray(images[start:start + batch_size], "float32")
-        return
-    try:
-        iterator = iter(dataset.as_numpy_iterator()) if hasattr(dataset, "as_numpy_iterator") else iter(dataset)
-    except TypeError:
-        raise ValueError(
-            "`dataset` must be an ImageSet, an array or an iterable of batches. "
-            f"Received: {type(dataset).__name__}"
-        ) from None
-    for batch in iterator:
-        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-        yield np.asarray(batch, "float32")
 
 
 # --- methods ------------------------------------------------------------------------------------------

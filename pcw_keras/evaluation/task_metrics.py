@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from pcw_keras.evaluation.position_channels import canvases, infer_grid, uint8_patches
+from pcw_keras.choices import CANVAS_TASKS
+from pcw_keras.evaluation.inputs import canvases, infer_grid, input_batches, uint8_patches
 from pcw_keras.normalization import CIFAR, Normalization
 
 Metric = Callable[[keras.Model], dict]
-TASKS = ("location", "image")
 
 
 def _check_batch_size(batch_size) -> int:
@@ -61,8 +61,8 @@ def canvas_cell_scores(
         ``accuracy`` and ``loss`` (mean softmax cross-entropy): ``(grid * grid,)``
         arrays, cell ``k`` = row ``k // grid``, column ``k % grid``.
     """
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+    if task not in CANVAS_TASKS:
+        raise ValueError(f"`task` must be one of {CANVAS_TASKS}. Received: task={task!r}")
     batch_size = _check_batch_size(batch_size)
     patches = uint8_patches(imageset)
     grid = infer_grid(model, patches.shape[2], grid)
@@ -151,6 +151,37 @@ def classification_metric(inputs, labels, *, batch_size: int = 256) -> Metric:
         return {"accuracy": float(np.mean(_predict_labels(model, inputs, batch_size) == labels))}
 
     return metric
+
+
+def attack_metric(task: str, model: keras.Model, images, *, grid: int | None = None,
+                  region: Sequence[int] | None = None, batch_size: int = 256, seed: int = 0,
+                  normalization: Normalization = CIFAR) -> Metric:
+    """The metric an attack on ``model`` is scored by, chosen by its ``task``.
+
+    The canvas tasks (``location``, ``image``): :func:`canvas_metric` over
+    every cell (``region`` splits it); ``classification``: top-1 accuracy of
+    the test ``images`` (:func:`classification_metric`); ``features`` (a model
+    without a task of ours): top-1 agreement with its intact self on canvases
+    of the images (:func:`agreement_metric`).
+
+    Raises
+    ------
+    ValueError
+        An unknown task, or a ``region`` outside a canvas task.
+    """
+    if region is not None and task not in CANVAS_TASKS:
+        raise ValueError(f"A region of cells needs a canvas task {CANVAS_TASKS}. Received: task={task!r}")
+    if task in CANVAS_TASKS:
+        return canvas_metric(images, grid=grid, task=task, region=region, batch_size=batch_size,
+                             normalization=normalization)
+    if task == "features":
+        grid = infer_grid(model, images.images.shape[2], grid)
+        inputs = np.concatenate(list(input_batches(images, batch_size, grid, seed, normalization)))
+        return agreement_metric(model, inputs, batch_size=batch_size)
+    if task == "classification":
+        inputs = np.concatenate(list(input_batches(images, batch_size, normalization=normalization)))
+        return classification_metric(inputs, images.labels, batch_size=batch_size)
+    raise ValueError(f"`task` must be one of {CANVAS_TASKS + ('classification', 'features')}. Received: task={task!r}")
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -1,0 +1,74 @@
+"""Which layer of a model to look at: the default layer of the package's analyses, name checks, feature models."""
+from __future__ import annotations
+
+import keras
+
+DEFAULT_LAYERS = ("stage4", "pool")
+"""Layer names the package's ResNets give their body's last map and their pooled latent."""
+
+GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+def default_layer(model: keras.Model) -> str:
+    """The layer ranked and attacked when none is named.
+
+    For the package's ResNets it is ``stage4``, else ``pool``: ``stage4`` is
+    the body's last map, for every head (in GAPNet ``pool`` holds the logits,
+    in PermuteNet ``pool`` is permuted at every call, and for the plain
+    ``gap`` head GAP(``stage4``) *is* ``pool``). For any other model it is
+    the last layer with a 4-D output before the first global pooling (e.g.
+    ``conv5_block3_out`` of a Keras ResNet-50), or its last 4-D layer.
+    """
+    names = {layer.name for layer in model.layers}
+    for name in DEFAULT_LAYERS:
+        if name in names:
+            return name
+    last = None
+    for layer in model.layers:
+        if isinstance(layer, GLOBAL_POOLING) and last is not None:
+            return last
+        if not isinstance(layer, keras.layers.InputLayer) and len(_output_shape(layer)) == 4:
+            last = layer.name
+    if last is None:
+        raise ValueError(f"Model {model.name!r} has no layer with a 4-D (image-like) output: pass `layer=`.")
+    return last
+
+
+def _output_shape(layer) -> tuple:
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError):  # a layer called several times, or with several outputs
+        return ()
+
+
+def check_layer(model: keras.Model, layer: str) -> None:
+    """A ValueError naming the closest layer names when ``layer`` is not a layer of ``model``."""
+    import difflib
+
+    names = [candidate.name for candidate in model.layers]
+    if layer in names:
+        return
+    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
+    hint = f"closest: {', '.join(close)}" if close else f"it has {len(names)} layers, e.g. {', '.join(names[-5:])}"
+    raise ValueError(f"{model.name!r} has no layer {layer!r} ({hint}).")
+
+
+def feature_model(model: keras.Model, layer: str) -> keras.Model:
+    """A model from ``model``'s inputs to ``layer``'s output, averaged over space if it is 4-D.
+
+    Raises
+    ------
+    ValueError
+        ``layer`` is not a layer of ``model``, or its output is neither 2-D nor 4-D.
+    """
+    check_layer(model, layer)
+    output = model.get_layer(layer).output
+    if len(output.shape) == 4:
+        output = keras.layers.GlobalAveragePooling2D(name=f"{layer}_ranking_gap")(output)
+    elif len(output.shape) != 2:
+        raise ValueError(
+            f"`layer` must give (batch, C) or (batch, H, W, C) outputs. Received: layer={layer!r} "
+            f"with output shape {tuple(output.shape)}"
+        )
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, output, name=f"{model.name}_{layer}_features")

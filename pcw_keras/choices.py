@@ -15,3 +15,6 @@ that they agree), spelled out here so that ``pcw --help`` does not import NumPy.
 
 CANVAS_TASKS = ("location", "image")
 """The paper's canvas tasks: where the image is (``location``) and what it is (``image``)."""
+
+STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+"""How a run spreads over devices and processes: the names :func:`pcw_keras.training.choose_strategy` accepts."""

@@ -11,8 +11,7 @@ import click  # noqa: E402
 
 from pcw_keras import commands  # noqa: E402
 from pcw_keras.backends import BACKEND_CHOICES, apply_backend  # noqa: E402
-
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
+from pcw_keras.choices import STRATEGY_NAMES  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +96,7 @@ def _overrides(data, epochs, batch_size, seed, sets) -> dict:
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Run directory (default: runs/<recipe>). Rerun to resume.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field, e.g. --set model.width=0.25.")
 @click.option("--force", is_flag=True, help="Train again from scratch in a run directory that holds an earlier run.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True,
+@click.option("--strategy", type=click.Choice(STRATEGY_NAMES), default="auto", show_default=True,
               help="TensorFlow: auto picks multi-worker from TF_CONFIG, mirrored on several GPUs. "
                    "JAX: auto is keras.distribution.DataParallel over all local devices.")
 def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, strategy) -> None:
@@ -178,7 +177,7 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
               help="Data source (default: cifar10-mini, shipped with the package; with --full, CIFAR-10 from tfds).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the whole run.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=os.path.join("runs", "demo"), show_default=True,
-              help="Folder for results.json, results.md and the pictures.")
+              help="Folder for results.json, results.md, the pictures and a run directory per network and task.")
 def demo_command(quick, full, data, seed, out) -> None:
     """Test whether a CNN knows where things are after global pooling, and whether it keeps this in channel order.
 
@@ -205,7 +204,8 @@ def demo_command(quick, full, data, seed, out) -> None:
     click.echo("")
     click.echo(results["summary"])
     click.echo(results["kept_share_line"])
-    click.echo(f"Written to {out}/: results.json, results.md, location_cells_*.png, location_examples.png")
+    click.echo(f"Written to {out}/: results.json, results.md, location_cells_*.png, location_examples.png, and a "
+               "pcw train run directory per network and task (location-gapnet/ ...).")
 
 
 commands.register(main)

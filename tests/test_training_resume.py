@@ -176,7 +176,7 @@ def test_auto_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(monk
     import io
     import sys
 
-    from pcw_keras.training.runner import progress_verbosity
+    from pcw_keras.training.callbacks.metrics_log import progress_verbosity
 
     class Terminal(io.StringIO):
         def isatty(self):

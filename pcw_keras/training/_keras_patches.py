@@ -122,17 +122,14 @@ def apply() -> bool:
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
+    from pcw_keras.training.strategy import is_multi_worker
+
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
     original_reduce = tf_trainer.reduce_per_replica
 
-    def multi_worker(strategy) -> bool:
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
-            strategy.extended._in_multi_worker_mode()
-        )
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Fix 1: shapes from this worker's first local replica, no cross-worker reduce.
-        if self._distribute_strategy is None or iterator is None or not multi_worker(self.distribute_strategy):
+        if self._distribute_strategy is None or iterator is None or not is_multi_worker(self.distribute_strategy):
             return original_build(self, iterator=iterator, data_batch=data_batch)
         for _, _, it in iterator:
             batch = next(it)
@@ -148,7 +145,7 @@ def apply() -> bool:
 
     def reduce_per_replica(values, strategy, reduction):
         # Fix 2: a cross-replica mean of scalars, not a reduction over axis 0.
-        if reduction in ("auto", "mean") and multi_worker(strategy):
+        if reduction in ("auto", "mean") and is_multi_worker(strategy):
             return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
         return original_reduce(values, strategy, reduction)
 

@@ -29,12 +29,10 @@ import tempfile
 
 import keras
 
+from pcw_keras.choices import STRATEGY_NAMES
 from pcw_keras.training.distribution import KerasDistribution, choose_distribution
 
 logger = logging.getLogger(__name__)
-
-STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-"""Names accepted by :func:`choose_strategy`."""
 
 # Task types that take part in synchronous all-reduce training.
 _TRAINING_TASK_TYPES = ("chief", "worker")
@@ -152,7 +150,8 @@ def model_strategy(model: keras.Model):
     return KerasDistribution(keras.distribution.distribution())
 
 
-def _is_multi_worker(strategy) -> bool:
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` of several TensorFlow workers."""
     if strategy is None or isinstance(strategy, KerasDistribution):
         return False
     import tensorflow as tf
@@ -176,7 +175,7 @@ def worker_index(strategy) -> tuple[str | None, int]:
     if isinstance(strategy, KerasDistribution):
         index, count = strategy.process()
         return ("process" if count > 1 else None), index
-    if not _is_multi_worker(strategy):
+    if not is_multi_worker(strategy):
         return None, 0
     resolver = strategy.cluster_resolver
     return resolver.task_type, int(resolver.task_id or 0)
@@ -200,7 +199,7 @@ def is_chief(strategy) -> bool:
     """
     if isinstance(strategy, KerasDistribution):
         return strategy.process()[0] == 0
-    if not _is_multi_worker(strategy):
+    if not is_multi_worker(strategy):
         return True
     task_type, task_id = worker_index(strategy)
     if task_type == "chief":
@@ -262,7 +261,7 @@ def describe_strategy(strategy) -> str:
         kind = type(strategy).__name__
     replicas = strategy.num_replicas_in_sync
     line = f"{kind}: {replicas} replica{'s' if replicas != 1 else ''}"
-    if _is_multi_worker(strategy):
+    if is_multi_worker(strategy):
         task_type, task_id = worker_index(strategy)
         line += f", {task_type} {task_id} of {cluster_size()} tasks ({'chief' if is_chief(strategy) else 'not chief'})"
     return line

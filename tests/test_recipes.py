@@ -14,6 +14,17 @@ def test_paper_recipes_are_shipped_with_descriptions():
     assert all(shipped[name] for name in PAPER_RECIPES)
 
 
+def test_the_package_holds_the_recipe_files_and_the_root_folder_links_to_them():
+    """One copy: real files in the package (a wheel, or a checkout without symlinks, ships them); ``recipes/`` links there."""
+    from pathlib import Path
+
+    shipped = Path(str(recipes.recipe_dir()))
+    assert shipped.is_dir() and not shipped.is_symlink()
+    root = Path(__file__).resolve().parent.parent / "recipes"
+    if root.exists():  # a source checkout
+        assert root.is_symlink() and root.resolve() == shipped.resolve()
+
+
 @pytest.mark.parametrize("name", PAPER_RECIPES)
 def test_paper_hyperparameters(name):
     recipe = recipes.load(name)

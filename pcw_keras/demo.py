@@ -13,6 +13,7 @@ image accuracy climbs far more slowly than GAPNet's.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -57,12 +58,17 @@ PLANS = {
 }
 
 
+BAR_WIDTH = 74
+"""Characters of the progress line (a printed line is padded to it, to cover the bar it replaces)."""
+
+
 class _ProgressBar(keras.callbacks.Callback):
     """One progress bar over every training step of the demo, with the time left.
 
     The time left is the steady step time (median, compilation excluded) times
     the steps left, plus, for each model still to come, the overhead measured
-    on the models done so far (compilation and evaluation).
+    on the models done so far (compilation and evaluation). Text printed while
+    it is redirected to the bar (:meth:`write`) appears above it.
     """
 
     def __init__(self, total_steps: int, total_models: int, stream=sys.stderr):
@@ -75,6 +81,7 @@ class _ProgressBar(keras.callbacks.Callback):
         self.step_seconds: list[float] = []
         self.overheads: list[float] = []
         self._last_step_end = 0.0
+        self._pending = ""  # printed text not yet ended by a newline
 
     def start_model(self, label: str) -> None:
         self.label, self._model_start, self._model_steps = label, time.perf_counter(), 0
@@ -124,7 +131,7 @@ class _ProgressBar(keras.callbacks.Callback):
         seconds = self.seconds_left()
         left = "" if seconds is None else f" ~{_minutes(seconds)} left"
         bar = "#" * int(28 * fraction) + "." * (28 - int(28 * fraction))
-        line = f"[{bar}] {100 * fraction:5.1f}% {self.label:<22}{left:<14}"
+        line = f"[{bar}] {100 * fraction:5.1f}% {self.label:<22}{left:<14}"  # BAR_WIDTH characters
         self.stream.write(f"\r{line}" if self.interactive else f"{line.rstrip()}\n")
         self.stream.flush()
 
@@ -132,6 +139,19 @@ class _ProgressBar(keras.callbacks.Callback):
         self._render(force=True)
         if self.interactive:
             self.stream.write("\n")
+
+    def write(self, text: str) -> int:
+        """Takes what training prints (``contextlib.redirect_stdout``): each line goes above the bar."""
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self.stream.write(f"\r{line:<{BAR_WIDTH}}\n" if self.interactive else f"{line}\n")
+        if lines and self.interactive:
+            self._render(force=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def machine() -> dict:
@@ -232,7 +252,9 @@ def run_demo(
     ----------
     out_dir : str
         Run folder: ``results.json``, ``results.md``, ``location_cells_gapnet.png``,
-        ``location_cells_permutenet.png`` and ``location_examples.png``.
+        ``location_cells_permutenet.png``, ``location_examples.png``, and one
+        ``pcw train`` run directory per network and task (``location-gapnet/``
+        ...; :func:`pcw_keras.training.train`, trained afresh each time).
     mode : {"quick", "default", "full"}
         ``quick``: a smoke run under a minute (proves the path, not the
         science); ``default``: the budget chosen by experiment (see
@@ -252,7 +274,7 @@ def run_demo(
     os.makedirs(out_dir, exist_ok=True)
     runs = {(task, net): plan_recipe(task, net, plan, source=source, seed=seed) for task in TASKS for net, _ in NETWORKS}
     data = {task: runs[(task, "gapnet")].datasets() for task in TASKS}
-    steps = {key: recipe.epochs * (len(data[key[0]].train_images) // recipe["training"]["batch_size"]) for key, recipe in runs.items()}
+    steps = {(task, net): recipe.epochs * len(data[task].train) for (task, net), recipe in runs.items()}
     width = runs[("location", "gapnet")]["model"]["width"]
     source = runs[("location", "gapnet")]["data"]["source"]
     stream.write(
@@ -269,32 +291,19 @@ def run_demo(
         stream.write("Expected time: the paper's full recipes; the bar below shows the time left on this machine.\n")
 
     progress = _ProgressBar(sum(steps.values()), len(runs), stream)
-    results: dict = {"mode": mode, "plan": plan_record(plan, runs[("location", "gapnet")], runs[("image", "gapnet")]), "source": source, "seed": seed, "grid": plan.grid,
-                     "GAPNet": {}, "PermuteNet": {}, "chance": {}, "runs": {}}
+    results: dict = {"mode": mode, "plan": plan_record(plan, runs[("location", "gapnet")], runs[("image", "gapnet")]),
+                     "source": source, "seed": seed, "grid": plan.grid, "GAPNet": {}, "PermuteNet": {}, "chance": {}, "runs": {}}
     models = {}
     start = time.perf_counter()
     for task in TASKS:
         for net, label in NETWORKS:
             recipe = runs[(task, net)]
-            keras.utils.set_random_seed(seed)
-            model = recipe.build_model(class_names=data[task].train_images.class_names)
             progress.start_model(f"{task} {label}")
-            began = time.perf_counter()
-            # The image task records a validation curve: it shows whether PermuteNet is still rising.
-            validation = data[task].validation if task == "image" else None
-            history = model.fit(data[task].train, validation_data=validation, epochs=recipe.epochs, verbose=0, callbacks=[progress],
-                                shuffle=False)
-            trained = time.perf_counter() - began
-            scores = recipe.evaluate(model, data[task].test_images)
+            run, model = _train_and_score(recipe, os.path.join(out_dir, f"{task}-{net}"), data[task].test_images, progress)
             progress.end_model()
-            results[label][task] = scores["accuracy"]
+            results[label][task] = run["test_accuracy"]
             results["chance"][task] = 1.0 / recipe.num_classes(data[task].train_images.class_names)
-            results["runs"][f"{task}-{net}"] = {
-                "recipe": recipe.name, "epochs": recipe.epochs, "width": recipe["model"]["width"],
-                "train_seconds": round(trained, 1), "test_accuracy": scores["accuracy"],
-                "accuracy_per_pass": scores["accuracy_per_pass"], "per_cell_accuracy": scores["per_cell_accuracy"],
-                "validation_curve": [round(float(v), 4) for v in history.history.get("val_accuracy", [])],
-            }
+            results["runs"][f"{task}-{net}"] = run
             if task == "location":
                 models[net] = model
     progress.close()
@@ -312,6 +321,28 @@ def run_demo(
     write_text_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2))
     write_text_atomic(os.path.join(out_dir, "results.md"), _markdown(results))
     return results
+
+
+def _train_and_score(recipe: recipes.Recipe, run_dir: str, test_images, progress: _ProgressBar) -> tuple[dict, keras.Model]:
+    """Trains ``recipe`` into ``run_dir`` (:func:`pcw_keras.training.train`) and scores its last epoch's model.
+
+    Returns the run's entry in ``results.json``'s ``runs`` and the model.
+    """
+    from pcw_keras.evaluation import evaluate
+    from pcw_keras.runs import load_model
+    from pcw_keras.training import train
+
+    history = keras.callbacks.History()  # the image task's validation curve shows whether PermuteNet is still rising
+    with contextlib.redirect_stdout(progress):  # what train() prints goes above the bar
+        trained = train(recipe, run_dir, verbose=0, extra_callbacks=[progress, history], force=True)
+    model = load_model(os.path.join(run_dir, "last.keras"))
+    scores = evaluate(model, test_images, task=recipe["task"], evaluation=recipe["evaluation"], seed=recipe["training"]["seed"])
+    return {
+        "recipe": recipe.name, "epochs": recipe.epochs, "width": recipe["model"]["width"],
+        "train_seconds": trained["train_seconds_this_session"], "test_accuracy": scores["accuracy"],
+        "accuracy_per_pass": scores["accuracy_per_pass"], "per_cell_accuracy": scores["per_cell_accuracy"],
+        "validation_curve": [round(float(v), 4) for v in history.history.get("val_accuracy", [])],
+    }, model
 
 
 def _plot_location_examples(models: dict, test_images, grid: int, seed: int, path: str, plot_examples) -> None:

@@ -141,6 +141,10 @@ def test_demo_quick_end_to_end(tmp_path):
             hits = [accuracy * results["plan"]["test_limit"] for accuracy in run["accuracy_per_pass"]]
             assert all(abs(h - round(h)) < 1e-9 for h in hits), hits
             assert f"| {100 * results[name][task]:.1f} |" in row, (row, results[name])
+            # Each network is a pcw train run of its own; the demo scores its last epoch's model.
+            trained = json.loads((out / f"{task}-{net}" / "results.json").read_text())
+            assert trained["recipe"] == run["recipe"] and trained["test_accuracy_last"] == run["test_accuracy"]
+            assert len(run["validation_curve"]) == run["epochs"]
     assert results["chance"]["location"] == pytest.approx(1 / 9)
     assert len(results["runs"]["location-gapnet"]["per_cell_accuracy"]) == 9
     assert "| GAPNet |" in (out / "results.md").read_text() and "| PermuteNet (paper) |" in (out / "results.md").read_text()
@@ -198,6 +202,30 @@ def test_demo_progress_prints_lines_every_five_percent_in_a_log():
     bar.close()
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and 20 <= len(lines) <= 23 and lines[-1].startswith("[####")
+
+
+def test_demo_progress_puts_what_training_prints_above_the_bar():
+    import contextlib
+    import io
+
+    from pcw_keras.demo import BAR_WIDTH, _ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream in (io.StringIO(), Terminal()):
+        bar = _ProgressBar(total_steps=10, total_models=1, stream=stream)
+        bar.start_model("location GAPNet")
+        with contextlib.redirect_stdout(bar):
+            print("pcw: location-3x3-gapnet", end="")
+            print(" -> runs/demo/location-gapnet")
+        text = "pcw: location-3x3-gapnet -> runs/demo/location-gapnet"
+        if isinstance(stream, Terminal):  # the bar is overwritten by the line, then drawn again below it
+            drawn = stream.getvalue().split("\rpcw:")[0]
+            assert drawn.startswith("\r[....") and stream.getvalue() == f"{drawn}\r{text:<{BAR_WIDTH}}\n{drawn}"
+        else:
+            assert stream.getvalue().splitlines()[-1] == text
 
 
 def test_help_imports_neither_keras_nor_tensorflow():

@@ -9,7 +9,7 @@ from pcw_keras.data.canvas import (
     place_on_canvas,
     placement_dataset,
 )
-from pcw_keras.data.sources import SOURCE_NAMES, ImageSet, SourceUnavailable, load_split, split_validation
+from pcw_keras.data.sources import ImageSet, SourceUnavailable, load_split, split_validation
 
 __all__ = [
     "CIFAR_MEAN",
@@ -17,7 +17,6 @@ __all__ = [
     "CanvasBatches",
     "CanvasPlacement",
     "ImageSet",
-    "SOURCE_NAMES",
     "SourceUnavailable",
     "canvas_dataset",
     "evaluation_passes",

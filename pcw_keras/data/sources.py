@@ -21,11 +21,10 @@ from pcw_keras.data.archives import extract_archive, is_archive
 from pcw_keras.data.decode import decode_bytes, decode_files, list_image_folder
 from pcw_keras.data.imageset import ImageSet, split_validation, stratified_indices
 
-__all__ = ["ImageSet", "SourceUnavailable", "load_split", "split_validation", "SOURCE_NAMES"]
+__all__ = ["ImageSet", "SourceUnavailable", "load_split", "split_validation"]
 
 MINI_NAME = "cifar10-mini"
 TFDS_NAMES = ("cifar10", "cifar100")
-SOURCE_NAMES = (MINI_NAME,) + TFDS_NAMES
 ACCEPTED = (
     "'cifar10-mini', a tfds name ('cifar10', 'cifar100' or 'tfds:<name>'), an image "
     "folder root/<split>/<class>/*.{jpg,jpeg,png}, a .tar.gz/.tgz of one, a .npz "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pcw_keras.io import save_figure
+
 
 def _pyplot():
     import matplotlib
@@ -31,8 +33,7 @@ def plot_cell_heatmap(per_cell_accuracy, grid: int, title: str, path: str) -> No
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="accuracy %")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_examples(canvases, true_cells, predictions: dict, grid: int, mean, std, path: str) -> None:
@@ -63,5 +64,4 @@ def plot_examples(canvases, true_cells, predictions: dict, grid: int, mean, std,
     handles += [plt.Line2D([], [], color=colours[i % len(colours)], linewidth=1.8, label=f"{name} prediction") for i, name in enumerate(predictions)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 0.97))
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -4,7 +4,8 @@ A file is written under a temporary name in its folder, flushed and
 ``fsync``-ed, renamed over the target (the rename is the commit), and the
 folder is ``fsync``-ed so that the rename itself survives a power cut. A
 reader therefore sees the old file or the new one, never a half-written or
-empty one; a failure removes the temporary file.
+empty one; a failure removes the temporary file. Text, JSON, models
+(:func:`atomic_path`) and figures (:func:`save_figure`) are all written so.
 """
 from __future__ import annotations
 
@@ -81,3 +82,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 def write_json_atomic(path: str | os.PathLike, payload) -> None:
     """Write ``payload`` as indented JSON to ``path`` durably and atomically."""
     write_text_atomic(path, json.dumps(payload, indent=2))
+
+
+def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
+    """Save a Matplotlib figure to ``path`` durably and atomically, then close it.
+
+    The format follows the suffix of ``path`` (``.png``, ``.pdf``...);
+    ``savefig`` goes on to ``Figure.savefig`` (``dpi``, ``bbox_inches``...).
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=Path(path).suffix) as tmp:
+            figure.savefig(tmp, **savefig)
+    finally:
+        plt.close(figure)

@@ -36,7 +36,7 @@ import numpy as np
 
 from pcw_keras import paper, recipes
 from pcw_keras.choices import REPRODUCE_SCALES
-from pcw_keras.io import atomic_path, write_text_atomic
+from pcw_keras.io import save_figure, write_text_atomic
 from pcw_keras.runs import read_results
 from pcw_keras.scales import SCALES, shrink
 
@@ -206,9 +206,7 @@ def _plot(rows: list[dict], title: str, path: str) -> None:
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 @dataclass

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pcw_keras.io import save_figure
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,7 +38,7 @@ def main() -> None:
     ax.set_title("Image task, 3x3 canvas, cifar10-mini: learning curves", fontsize=10)
     ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
-    fig.savefig(args.out)
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import csv
 import json
 import os
 
+from pcw_keras.io import save_figure
+
 
 def read_run(path: str) -> list[float]:
     """``val_accuracy`` (percent) per epoch of a run directory or of its ``metrics.csv`` file."""
@@ -54,7 +56,7 @@ def main() -> None:
     axes.set_title(args.title)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(args.out, dpi=110)
+    save_figure(figure, args.out, dpi=110)
     print(json.dumps({label: [round(v, 1) for v in values] for label, values in curves.items()}))
 
 

@@ -50,3 +50,24 @@ def test_stale_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_pa
     (tmp_path / ".hidden").write_text("user's")
     assert io.remove_stale_temporaries(tmp_path) == [".last.keras.ab12.tmp.keras"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden", "last.keras"]
+
+
+def test_a_figure_is_saved_atomically_in_its_suffixs_format_and_closed(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = tmp_path / "curves.png"
+    target.write_text("old")
+    figure, axes = plt.subplots(figsize=(2, 1), dpi=50)
+    axes.plot([0, 1], [1, 0])
+    io.save_figure(figure, target, dpi=100)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(figure.number)
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+    failing, _ = plt.subplots()
+    with pytest.raises(ValueError):
+        io.save_figure(failing, tmp_path / "curves.png", format="nope")  # savefig fails: the old file stays
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+    assert not plt.fignum_exists(failing.number)

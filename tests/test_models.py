@@ -5,6 +5,7 @@ import pytest
 
 from pcw_keras import models
 from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
+from pcw_keras.models.registry import ALIASES
 
 
 def trainable_count(model):
@@ -156,6 +157,21 @@ def test_registry():
     assert isinstance(model.get_layer("pool"), PermutedGlobalAveragePooling2D)
     with pytest.raises(ValueError, match="Unknown model 'resnet19'"):
         models.create_model("resnet19")
+
+
+@pytest.mark.parametrize("alias, canonical", sorted(ALIASES.items()))
+def test_an_alias_builds_its_canonical_model_and_recipes_accept_both_names(alias, canonical, tmp_path):
+    from pcw_keras import recipes
+
+    built = [models.create_model(name, num_classes=3, input_shape=(32, 32, 3), width=0.0625, permutation_seed=0)
+             for name in (alias, canonical)]
+    assert built[0].get_config() == built[1].get_config()
+    for name in (alias, canonical):
+        assert recipes.load("location-3x3-gapnet", **{"model.name": name})["model"]["name"] == name
+    # A .keras file saved under the alias' own model name (as before the alias) loads as the same network.
+    old = getattr(models, canonical)(3, input_shape=(32, 32, 3), width=0.0625, permutation_seed=0, name=alias)
+    old.save(tmp_path / "old.keras")
+    assert keras.models.load_model(tmp_path / "old.keras").count_params() == built[1].count_params()
 
 
 def test_model_saves_and_loads(tmp_path):

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from pcw_keras import paper, recipes
+from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.demo_verdict import is_rising, verdict  # noqa: F401 (is_rising: part of the demo's API)
 from pcw_keras.io import write_text_atomic
 from pcw_keras.models.flops import matmul_gflops
@@ -35,7 +36,6 @@ REFERENCE_GFLOPS = 76.3
 """``matmul_gflops()`` as measured by the run that timed the default plan (``machine.matmul_gflops`` in
 ``docs/studies/demo/seed0/results.json``; a 2-core CPU under a concurrent load, which slows both the
 product and the run)."""
-TASKS = ("location", "image")
 
 
 @dataclass(frozen=True)
@@ -191,13 +191,14 @@ def plan_record(plan: DemoPlan, location: recipes.Recipe, image: recipes.Recipe)
 
 def kept_shares(results: dict) -> dict[str, float | None]:
     """Per task, the share of GAPNet's above-chance accuracy that PermuteNet keeps (:func:`pcw_keras.paper.kept_share`)."""
-    return {task: paper.kept_share(results["PermuteNet"][task], results["GAPNet"][task], results["chance"][task]) for task in TASKS}
+    return {task: paper.kept_share(results["PermuteNet"][task], results["GAPNet"][task], results["chance"][task])
+            for task in CANVAS_TASKS}
 
 
 def share_line(results: dict) -> str:
     """The asymmetry the numbers support: PermuteNet's kept share per task, here and in the paper."""
     here = kept_shares(results)
-    theirs = {task: paper.channels_kept_share(task, results["grid"]) for task in TASKS}
+    theirs = {task: paper.channels_kept_share(task, results["grid"]) for task in CANVAS_TASKS}
     text = lambda share: "n/a" if share is None else f"{100 * share:.0f}%"  # noqa: E731
     return (f"PermuteNet keeps {text(here['location'])} of GAPNet's above-chance location accuracy and "
             f"{text(here['image'])} of its image accuracy (the paper, full scale: {text(theirs['location'])} and "
@@ -235,7 +236,7 @@ def _paper_rows(grid: int) -> dict[str, dict[str, float]]:
     """The paper's Table 1 at ``grid`` in the demo's rows (fractions); none for a grid the paper did not train."""
     if not any(key[1] == grid for key in paper.CHANNELS):
         return {}
-    return {label: {task: paper.CHANNELS[(task, grid, net)] / 100 for task in TASKS} for net, label in NETWORKS}
+    return {label: {task: paper.CHANNELS[(task, grid, net)] / 100 for task in CANVAS_TASKS} for net, label in NETWORKS}
 
 
 def run_demo(
@@ -272,8 +273,9 @@ def run_demo(
         raise ValueError(f"`mode` must be one of {tuple(PLANS)}. Received: mode={mode!r}")
     plan = PLANS[mode]
     os.makedirs(out_dir, exist_ok=True)
-    runs = {(task, net): plan_recipe(task, net, plan, source=source, seed=seed) for task in TASKS for net, _ in NETWORKS}
-    data = {task: runs[(task, "gapnet")].datasets() for task in TASKS}
+    runs = {(task, net): plan_recipe(task, net, plan, source=source, seed=seed)
+            for task in CANVAS_TASKS for net, _ in NETWORKS}
+    data = {task: runs[(task, "gapnet")].datasets() for task in CANVAS_TASKS}
     steps = {(task, net): recipe.epochs * len(data[task].train) for (task, net), recipe in runs.items()}
     width = runs[("location", "gapnet")]["model"]["width"]
     source = runs[("location", "gapnet")]["data"]["source"]
@@ -295,7 +297,7 @@ def run_demo(
                      "source": source, "seed": seed, "grid": plan.grid, "GAPNet": {}, "PermuteNet": {}, "chance": {}, "runs": {}}
     models = {}
     start = time.perf_counter()
-    for task in TASKS:
+    for task in CANVAS_TASKS:
         for net, label in NETWORKS:
             recipe = runs[(task, net)]
             progress.start_model(f"{task} {label}")

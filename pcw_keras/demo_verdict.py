@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcw_keras import paper
+from pcw_keras.choices import CANVAS_TASKS
 
 LOCATION_GAP_POINTS = 30.0
 """GAPNet's location accuracy must exceed PermuteNet's by at least this many points (plus the seed margin)."""
@@ -65,7 +66,7 @@ def verdict(results: dict, spread: dict[str, float] | None = None) -> Verdict:
         :data:`SPREAD_FACTOR` of it. Without it (one seed) the thresholds are used as they are.
     """
     gap, perm, chance = results["GAPNet"], results["PermuteNet"], results["chance"]
-    margin = {task: SPREAD_FACTOR * (spread or {}).get(task, 0.0) for task in ("location", "image")}
+    margin = {task: SPREAD_FACTOR * (spread or {}).get(task, 0.0) for task in CANVAS_TASKS}
     location_gap = 100 * (gap["location"] - perm["location"])
     image_gap = 100 * (gap["image"] - perm["image"])
     if gap["location"] < LEARNT_FACTOR * chance["location"]:

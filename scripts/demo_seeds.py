@@ -18,16 +18,16 @@ import json
 import statistics
 from pathlib import Path
 
+from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.demo_verdict import verdict
 
 NETWORKS = ("GAPNet", "PermuteNet")
-TASKS = ("location", "image")
 
 
 def summarize(runs: list[dict]) -> dict:
     """Per-seed accuracies, their means, the gaps' seed spread (points) and the verdict on the mean table."""
-    mean = {net: {task: statistics.fmean(run[net][task] for run in runs) for task in TASKS} for net in NETWORKS}
-    gaps = {task: [100 * (run["GAPNet"][task] - run["PermuteNet"][task]) for run in runs] for task in TASKS}
+    mean = {net: {task: statistics.fmean(run[net][task] for run in runs) for task in CANVAS_TASKS} for net in NETWORKS}
+    gaps = {task: [100 * (run["GAPNet"][task] - run["PermuteNet"][task]) for run in runs] for task in CANVAS_TASKS}
     spread = {task: statistics.stdev(values) for task, values in gaps.items()}
     curves = [run["runs"]["image-permutenet"]["validation_curve"] for run in runs]
     mean_curve = [statistics.fmean(epoch) for epoch in zip(*curves)]

@@ -5,7 +5,8 @@ import os
 
 import click
 
-from pcw_keras.commands.rank import CANVAS_TASKS, common_options, compute_ranking, default_method, ranking_path, resolve_target
+from pcw_keras.choices import CANVAS_TASKS
+from pcw_keras.commands.rank import common_options, compute_ranking, default_method, ranking_path, resolve_target
 
 
 def parse_ks(text: str, num_channels: int) -> list[int]:

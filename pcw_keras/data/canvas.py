@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.data.batching import ImageBatches, mirror, random_flips
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers.canvas_placement import CanvasPlacement, place_on_canvas  # noqa: F401  (re-exported)
 from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize  # noqa: F401  (re-exported)
 
-TASKS = ("location", "image")
 FEEDS = ("canvas", "patches")
 
 
@@ -47,8 +47,8 @@ class CanvasBatches(ImageBatches):
 
     def __init__(self, imageset: ImageSet, *, grid: int, task: str, batch_size: int, training: bool, seed: int,
                  flip: bool = True, drop_remainder: bool | None = None, feed: str = "canvas"):
-        if task not in TASKS:
-            raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
+        if task not in CANVAS_TASKS:
+            raise ValueError(f"`task` must be one of {CANVAS_TASKS}. Received: task={task!r}")
         if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
             raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
         if feed not in FEEDS:

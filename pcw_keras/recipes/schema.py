@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pcw_keras.choices import CANVAS_TASKS
+
 
 @dataclass(frozen=True)
 class Field:
@@ -45,7 +47,6 @@ class Field:
 
 
 INT, FLOAT, NUM, STR, BOOL = (int,), (float, int), (float, int), (str,), (bool,)
-CANVAS_TASKS = ("location", "image")
 TASK_KINDS = CANVAS_TASKS + ("classification",)
 
 SCHEMA: dict[str, Any] = {

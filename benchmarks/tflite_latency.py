@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     grid = max(1, args.size // 32)
     recipe = recipes.load("location-3x3-gapnet", **{"data.source": args.data, "task.grid": grid})
     model = create_model(args.model, num_classes=args.classes, input_shape=(args.size, args.size, 3), width=args.width)
-    canvases, _ = canvas_samples(recipe, recipe.load_images("train"), args.calibration + 1, seed=args.seed)
+    canvases, _ = canvas_samples(recipe["task"], recipe.load_images("train"), args.calibration + 1, seed=args.seed)
     pixels = CIFAR.pixels(canvases)
     image = pixels[:1]
 

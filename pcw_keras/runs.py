@@ -32,12 +32,50 @@ from collections.abc import Sequence
 import keras
 
 from pcw_keras import io
+from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.normalization import CIFAR, Normalization
 
 RECIPE_FILE = "recipe.yaml"
+"""The resolved recipe a run was trained with."""
 RESULTS_FILE = "results.json"
+"""Test scores of the run's checkpoints (written when training ends)."""
+METRICS_FILE = "metrics.csv"
+"""One row per finished epoch: training and validation metrics."""
+BEST_EPOCH_FILE = "best.json"
+"""The epoch and validation score of ``best.keras``."""
+BACKUP_DIR = "backup"
+"""Keras' mid-epoch backup; present while an epoch is unfinished."""
+LOGS_DIR = "logs"
+"""TensorBoard event files."""
 CHECKPOINTS = ("best", "last")
-CANVAS_TASKS = ("location", "image")
+"""``best.keras`` (best validation score) and ``last.keras`` (the last finished epoch)."""
+RUN_FILES = (METRICS_FILE, "best.keras", BEST_EPOCH_FILE, "last.keras", RESULTS_FILE, BACKUP_DIR, LOGS_DIR)
+"""Everything training writes into a run directory besides its recipe."""
+
+
+def checkpoint_file(which: str) -> str:
+    """``best.keras`` or ``last.keras``."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"`which` must be one of {CHECKPOINTS}. Received: which={which!r}")
+    return f"{which}.keras"
+
+
+def completed_epochs(run_dir: str | os.PathLike) -> int:
+    """Rows of ``metrics.csv``: the epochs the run has finished."""
+    path = os.path.join(os.fspath(run_dir), METRICS_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as handle:
+        return max(0, sum(1 for line in handle if line.strip()) - 1)
+
+
+def best_epoch(run_dir: str | os.PathLike) -> int | None:
+    """The epoch of ``best.keras`` (None before one is saved)."""
+    path = os.path.join(os.fspath(run_dir), BEST_EPOCH_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle).get("epoch")
 
 def read_results(run_dir: str | os.PathLike) -> dict | None:
     """The ``results.json`` of a finished (evaluated) run directory, else None."""
@@ -78,8 +116,6 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
         is a SavedModel, which serves outputs only.
     """
     import pcw_keras.layers  # noqa: F401  (registers the package's layers)
-    from pcw_keras.models.precision import as_float32
-    from pcw_keras.models.wrappers import unwrap
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -96,7 +132,15 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
     except Exception as error:  # noqa: BLE001  (a corrupt or foreign file: one line, not a config dump)
         reason = str(error).split("\n", 1)[0]
         raise ValueError(f"{path!r} is not a Keras model that loads here: {reason[:300]}") from None
-    return as_float32(unwrap(model)) if inference else model
+    return plain_model(model) if inference else model
+
+
+def plain_model(model: keras.Model) -> keras.Model:
+    """The inference model: a training wrapper's inner model, in float32 (a mixed-precision model's copy)."""
+    from pcw_keras.models.precision import as_float32
+    from pcw_keras.models.wrappers import unwrap
+
+    return as_float32(unwrap(model))
 
 
 class Run:
@@ -137,9 +181,7 @@ class Run:
 
     def model_path(self, which: str = "best") -> str:
         """The model file: ``model_file`` if given, else ``best.keras`` or ``last.keras``."""
-        if which not in CHECKPOINTS:
-            raise ValueError(f"`which` must be one of {CHECKPOINTS}. Received: which={which!r}")
-        return self.model_file or os.path.join(self.path, f"{which}.keras")
+        return self.model_file or os.path.join(self.path, checkpoint_file(which))
 
     def model(self, which: str = "best", *, inference: bool = True) -> keras.Model:
         """``best.keras`` or ``last.keras``; see :func:`load_model`."""
@@ -279,3 +321,126 @@ def open_model(
         raise ValueError(f"{target!r} is neither a run directory (no {RECIPE_FILE}) nor a SavedModel (no saved_model.pb).")
     return ModelFile(target, preprocess=preprocess or "cifar", images=images, input_size=input_size,
                      task=task or "features", grid=grid)
+
+
+def export_source(
+    source: str | os.PathLike | keras.Model,
+    *,
+    recipe=None,
+    checkpoint: str = "best",
+    calibration: str | None = None,
+    preprocess: str | None = None,
+    input_size: int | None = None,
+):
+    """What to export, resolved for :func:`pcw_keras.export.export_model`: the plain float32 model and its check data.
+
+    A training wrapper (AugShift's two-view trainer) gives its classifier,
+    and a mixed-precision model its float32 copy (same weights), which the
+    export formats serve or quantize. A run's model is checked on its
+    recipe's test split; any other model on ``recipe``'s, else on the
+    ``calibration`` images; a SavedModel directory on the ``calibration``
+    images (:func:`pcw_keras.export.source.load_saved_model`).
+
+    Parameters
+    ----------
+    source : path or keras.Model
+        A run directory (its ``best.keras`` or ``last.keras``), a ``.keras``
+        file inside one, any ``.keras`` file (with ``calibration``), a
+        SavedModel directory (with ``calibration``), or an in-memory model
+        (with ``recipe`` or ``calibration``).
+    recipe : str, path or Recipe, optional
+        A recipe whose test split checks a model that is not in a run directory.
+    checkpoint : {"best", "last"}
+        Which model of a run directory.
+    calibration : str, optional
+        Images (folder, ``.tar.gz``, ``.npz``) that check and calibrate a
+        model of no recipe or a SavedModel; they are resized to its input size.
+    preprocess : str, optional
+        How such a model wants its pixels (:data:`pcw_keras.normalization.PREPROCESS`;
+        default ``cifar``, or what a SavedModel's ``export_report.json`` records).
+    input_size : int, optional
+        Its input size, when its input shape leaves it open (not for a SavedModel).
+
+    Returns
+    -------
+    ExportSource or SavedModelSource
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist, or a run directory lacks the checkpoint.
+    ValueError
+        ``source`` is not a model; a model of no run and no recipe, or a
+        SavedModel, has no ``calibration``; or a SavedModel with a ``recipe``
+        or ``input_size``.
+    """
+    from pcw_keras.export.savedmodel import is_saved_model
+    from pcw_keras.export.source import ExportSource, load_saved_model
+
+    checkpoint_file(checkpoint)  # validates it
+    if not isinstance(source, keras.Model) and is_saved_model(source):
+        if recipe is not None or input_size is not None:
+            raise ValueError(f"{os.fspath(source)!r} is a SavedModel: it is checked on calibration images at its own "
+                             f"input size. Received: recipe={recipe!r}, input_size={input_size!r}")
+        return load_saved_model(source, calibration=calibration, preprocess=preprocess)
+    if isinstance(source, keras.Model):
+        opened, model, origin = None, plain_model(source), f"<in-memory model {source.name!r}>"
+    else:
+        opened = open_model(source, preprocess=preprocess, input_size=input_size)
+        model, origin = opened.model(checkpoint), opened.origin
+    if isinstance(opened, Run) or recipe is not None:
+        from pcw_keras.recipes import Recipe, load
+
+        if isinstance(opened, Run):
+            recipe, images = opened.recipe, opened.images
+        else:
+            recipe = recipe if isinstance(recipe, Recipe) else load(recipe)
+            images = recipe.load_images
+        return ExportSource(model=model, normalization=CIFAR, kind="canvas" if recipe.is_canvas else "images",
+                            labels=output_labels(recipe, images("test").class_names), origin=origin,
+                            name=recipe.name, task=dict(recipe["task"]), images=images)
+    if calibration is None:
+        raise ValueError(
+            f"{origin} comes with no recipe, so its export is checked and calibrated on images you give: "
+            "pass calibration= (CLI: --calibration FOLDER|TARBALL|NPZ), or a run directory."
+        )
+    normalization = opened.normalization if isinstance(opened, ModelFile) else Normalization.named(preprocess or "cifar")
+    outputs = int(model.outputs[0].shape[-1])
+    return ExportSource(model=model, normalization=normalization, kind="calibration",
+                        labels=[f"output {k}" for k in range(outputs)], origin=origin,
+                        name=os.path.splitext(os.path.basename(os.path.normpath(origin)))[0],
+                        task={"kind": "model"}, calibration=calibration)
+
+
+def export(
+    source: str | os.PathLike | keras.Model,
+    out: str | os.PathLike,
+    *,
+    recipe=None,
+    checkpoint: str = "best",
+    calibration: str | None = None,
+    preprocess: str | None = None,
+    input_size: int | None = None,
+    overwrite: bool = False,
+    verbose: bool = True,
+    **options,
+) -> dict:
+    """Exports ``source`` (what :func:`export_source` takes) to ``out``: :func:`pcw_keras.export.export_model` on it.
+
+    ``options`` are the fields of :class:`pcw_keras.export.ExportOptions`
+    (``format``, ``quantize``, ...), validated before anything is loaded.
+
+    Example
+    -------
+    >>> report = export("runs/location-3x3-gapnet", "exports/gapnet-int8", quantize="int8")  # doctest: +SKIP
+    >>> report["check"]["outcome"]  # doctest: +SKIP
+    'passed'
+    """
+    from pcw_keras.export import ExportOptions, export_model
+    from pcw_keras.export.staging import check_destination
+
+    export_options = ExportOptions(**options)
+    check_destination(out, overwrite)
+    resolved = export_source(source, recipe=recipe, checkpoint=checkpoint, calibration=calibration,
+                             preprocess=preprocess, input_size=input_size)
+    return export_model(resolved, out, export_options, overwrite=overwrite, verbose=verbose)

@@ -34,7 +34,7 @@ def main(out: str) -> None:
     import keras
 
     from pcw_keras import recipes
-    from pcw_keras.export import export_model
+    from pcw_keras.runs import export
     from pcw_keras.training import train
 
     root = tempfile.mkdtemp()
@@ -53,7 +53,7 @@ def main(out: str) -> None:
                 row = {"recipe": name, "format": format, "quantize": quantize, "width": 0.0625,
                        "cpu": platform.processor() or platform.machine()}
                 try:
-                    check = export_model(run, os.path.join(root, f"{name}-{format}-{quantize}"), format=format,
+                    check = export(run, os.path.join(root, f"{name}-{format}-{quantize}"), format=format,
                                          quantize=quantize, check_samples=48, calibration_steps=16, latency_runs=3,
                                          verbose=False)["check"]
                     row.update({key: check[key] for key in FIGURES})

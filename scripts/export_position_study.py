@@ -80,7 +80,7 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from pcw_keras.evaluation import evaluate_canvas
-    from pcw_keras.export import export_model
+    from pcw_keras.runs import export
     from pcw_keras.runs import Run
 
     recipe = Run(args.run_dir).recipe
@@ -98,7 +98,7 @@ def main(argv=None) -> dict:
     result["location_accuracy"]["keras"] = accuracy(model)
     for label, (quantize, bias_correction) in EXPORTS.items():
         out = os.path.join(args.out, f"tflite-{label}-float-input")
-        report = export_model(args.run_dir, out, format="tflite", quantize=quantize, bias_correction=bias_correction,
+        report = export(args.run_dir, out, format="tflite", quantize=quantize, bias_correction=bias_correction,
                               input_dtype="float32", overwrite=True, min_agreement=0.0, verbose=False)
         result["exports"][label] = {key: report["check"][key] for key in
                                     ("top1_agreement", "max_abs_diff", "accuracy_keras", "accuracy_exported")}

@@ -13,7 +13,8 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 from pcw_keras import recipes
 from pcw_keras.normalization import normalize
-from pcw_keras.export import LiteRTModel, export_model
+from pcw_keras.export import LiteRTModel
+from pcw_keras.runs import export
 from pcw_keras.export.op_versions import builtin_ops, custom_ops
 from pcw_keras.models import create_model
 
@@ -27,8 +28,8 @@ def setup(tiny_npz, tmp_path_factory):
     root = tmp_path_factory.mktemp("edge")
     recipe = recipes.load("location-3x3-gapnet", **{"data.source": tiny_npz, "task.grid": 2})
     model = create_model("gapnet_resnet18", num_classes=4, input_shape=(64, 64, 3), width=0.0625)
-    export_model(model, root / "float", recipe=recipe, **FAST)
-    export_model(model, root / "int8", recipe=recipe, quantize="int8", input_dtype="float32", int8_io=True, **FAST)
+    export(model, root / "float", recipe=recipe, **FAST)
+    export(model, root / "int8", recipe=recipe, quantize="int8", input_dtype="float32", int8_io=True, **FAST)
     # A TensorFlow that cannot be imported, first on the path.
     blocker = root / "blocker" / "tensorflow"
     blocker.mkdir(parents=True)

@@ -15,13 +15,12 @@ from pcw_keras.export import (
     LiteRTModel,
     UnsupportedOpsError,
     convert_saved_model,
-    export_model,
     frozen_permutation,
 )
 from pcw_keras.export.bias_correction import correct_biases
 from pcw_keras.export.check import check_inputs
 from pcw_keras.export.gate import MAX_RELATIVE_ERROR, relative_error
-from pcw_keras.export.source import load_source
+from pcw_keras.runs import export, export_source
 from pcw_keras.export.savedmodel import write_saved_model
 from pcw_keras.training.runner import train
 
@@ -59,13 +58,13 @@ def _no_leftovers(parent):
 )
 def test_export_matches_keras_and_the_report_says_so(gapnet_run, tmp_path, format, quantize, floor):
     out = tmp_path / "export"
-    report = export_model(gapnet_run, out, format=format, quantize=quantize, **FAST)
+    report = export(gapnet_run, out, format=format, quantize=quantize, **FAST)
     assert json.loads((out / "export_report.json").read_text()) == report
     assert (out / "labels.txt").read_text().splitlines()[3] == "cell 3 (row 1, col 1)"
 
     # Recompute the report's figures independently: same test inputs, the Keras model, the exported file.
     model = keras.models.load_model(os.path.join(gapnet_run, "best.keras"))
-    inputs = check_inputs(load_source(gapnet_run), 48, input_dtype="uint8", seed=0)
+    inputs = check_inputs(export_source(gapnet_run), 48, input_dtype="uint8", seed=0)
     expected = model.predict_on_batch(inputs.keras_inputs)
     if format == "tflite":
         exported = LiteRTModel((out / "model.tflite").read_bytes())(inputs.images)
@@ -104,7 +103,7 @@ def test_cli_exports_dynamic_range_and_reports(gapnet_run, tmp_path):
 
 
 def test_permutenet_tflite_draws_a_new_permutation_at_every_invoke(permutenet_run, tmp_path):
-    report = export_model(permutenet_run, tmp_path / "random", format="tflite", quantize="int8", **FAST)
+    report = export(permutenet_run, tmp_path / "random", format="tflite", quantize="int8", **FAST)
     # The check replays in Keras the permutation that the interpreter drew at each call.
     assert report["permutation"] == {"mode": "random"} and report["check"]["top1_agreement"] >= 0.97
     model = LiteRTModel((tmp_path / "random" / "model.tflite").read_bytes(), read_permutations=True)
@@ -120,12 +119,12 @@ def test_permutenet_tflite_draws_a_new_permutation_at_every_invoke(permutenet_ru
 
 
 def test_frozen_permutenet_is_deterministic_and_uses_the_seeded_permutation(permutenet_run, tmp_path):
-    report = export_model(permutenet_run, tmp_path / "frozen", format="tflite", permutation="frozen",
+    report = export(permutenet_run, tmp_path / "frozen", format="tflite", permutation="frozen",
                           permutation_seed=5, **FAST)
     assert report["permutation"] == {"mode": "frozen", "seed": 5}
     assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0
     # Keras' own accuracy with random draws, on the same canvases: recomputed here.
-    inputs = check_inputs(load_source(permutenet_run), 48, input_dtype="uint8", seed=0)
+    inputs = check_inputs(export_source(permutenet_run), 48, input_dtype="uint8", seed=0)
     own = keras.models.load_model(os.path.join(permutenet_run, "best.keras")).predict_on_batch(inputs.keras_inputs)
     assert report["check"]["accuracy_keras_random_permutation"] == pytest.approx(
         np.mean(own.argmax(-1) == inputs.labels), abs=4 / 48)  # each call draws anew: a few canvases may change
@@ -151,7 +150,7 @@ def check_inputs_normalised(images):
 
 
 def test_permutenet_savedmodel_stays_random_and_matches_keras_draw_for_draw(permutenet_run, tmp_path):
-    report = export_model(permutenet_run, tmp_path / "sm", format="savedmodel", **FAST)
+    report = export(permutenet_run, tmp_path / "sm", format="savedmodel", **FAST)
     assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0
     served = tf.saved_model.load(str(tmp_path / "sm"))
     images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
@@ -171,7 +170,7 @@ def test_an_export_that_does_not_compute_the_model_raises_and_writes_nothing(gap
     }[corrupt]
     monkeypatch.setattr(LiteRTModel, "__call__", lambda self, images: corrupted(call(self, images)))
     with pytest.raises(ExportCheckError, match=r"computes: top-1 agreement [\d.]+% with Keras .*failed: the outputs differ"):
-        export_model(gapnet_run, tmp_path / "bad", format="tflite", **FAST)
+        export(gapnet_run, tmp_path / "bad", format="tflite", **FAST)
     assert not (tmp_path / "bad").exists() and not _no_leftovers(tmp_path)
 
 
@@ -183,13 +182,13 @@ def test_runtime_compat_refusal_names_the_quantisation_modes_that_load(tiny_npz,
     create_model("permutenet_resnet18", num_classes=64, input_shape=(32, 32, 3), width=0.0625).save(path)
     common = {**FAST, "calibration": tiny_npz, "runtime_compat": "2.14"}
     with pytest.raises(ValueError) as refused:
-        export_model(str(path), tmp_path / "dyn", format="tflite", quantize="dynamic", **common)
+        export(str(path), tmp_path / "dyn", format="tflite", quantize="dynamic", **common)
     message = str(refused.value)
     assert "TFLite runtime 2.14 cannot load this model: it does not know FULLY_CONNECTED version 12" in message
     assert message.endswith("The quantize modes that load on TFLite 2.14: none, float16, int8."), message
     assert not (tmp_path / "dyn").exists() and not _no_leftovers(tmp_path)
     # What the message offers does load there.
-    report = export_model(str(path), tmp_path / "f16", format="tflite", quantize="float16", **common)
+    report = export(str(path), tmp_path / "f16", format="tflite", quantize="float16", **common)
     assert report["runtime_compat"] == "2.14" and report["oldest_runtime"] == "2.14"
 
 
@@ -262,7 +261,7 @@ def test_unsupported_ops_are_named_and_nothing_is_written(gapnet_run, tmp_path):
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(4)(_StatelessShuffle()(pooled)))
     with pytest.raises(UnsupportedOpsError, match="StatelessRandom"):
-        export_model(model, tmp_path / "x", recipe=os.path.join(gapnet_run, "recipe.yaml"), **FAST)
+        export(model, tmp_path / "x", recipe=os.path.join(gapnet_run, "recipe.yaml"), **FAST)
     assert os.listdir(tmp_path) == []
 
 
@@ -279,14 +278,14 @@ def test_unsupported_ops_are_named_and_nothing_is_written(gapnet_run, tmp_path):
 def test_bad_arguments_give_clear_errors_and_write_nothing(gapnet_run, tmp_path, source, kwargs, error, message):
     source = gapnet_run if source == "run" else str(tmp_path / "missing")
     with pytest.raises(error, match=message):
-        export_model(source, tmp_path / "out", **{**FAST, **kwargs})
+        export(source, tmp_path / "out", **{**FAST, **kwargs})
     assert not (tmp_path / "out").exists() and not _no_leftovers(tmp_path)
 
 
 def test_an_existing_export_is_not_overwritten_by_default(gapnet_run, tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match="already exists"):
-        export_model(gapnet_run, tmp_path / "out", **FAST)
+        export(gapnet_run, tmp_path / "out", **FAST)
 
 
 def test_cli_errors_name_the_problem(gapnet_run, tmp_path):
@@ -304,7 +303,7 @@ def test_the_augshift_training_wrapper_exports_as_the_plain_classifier(gapnet_ru
     classifier = create_model("gapnet_resnet18", num_classes=4, input_shape=(64, 64, 3), width=0.0625)
     wrapper = AugShiftModel(classifier, feature_layer="pool", max_shift=4, seed=0)
     wrapper.save(tmp_path / "augshift.keras")
-    report = export_model(str(tmp_path / "augshift.keras"), tmp_path / "out",
+    report = export(str(tmp_path / "augshift.keras"), tmp_path / "out",
                           recipe=os.path.join(gapnet_run, "recipe.yaml"), **FAST)
     # Shifting is training-only: the exported model is the classifier, output for output.
     assert report["check"]["max_abs_diff"] < 1e-4 and report["check"]["top1_agreement"] == 1.0

@@ -115,7 +115,7 @@ def test_a_savedmodel_without_a_report_takes_preprocess(saved_models, tiny_npz, 
 @pytest.mark.parametrize("arguments, message", [
     ((), "--calibration FOLDER|TARBALL|NPZ"),
     (("--calibration", "{npz}", "--format", "savedmodel"), "is a SavedModel: it exports to TFLite (format='tflite')"),
-    (("--calibration", "{npz}", "--input-size", "96"), "Received: format='tflite', recipe=None, input_size=96"),
+    (("--calibration", "{npz}", "--input-size", "96"), "Received: recipe=None, input_size=96"),
     (("--calibration", "{npz}", "--preprocess", "cifar"), "records preprocess='unit' for this SavedModel. "
                                                           "Received: preprocess='cifar'"),
 ])

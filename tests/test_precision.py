@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcw_keras import recipes
-from pcw_keras.export import export_model
+from pcw_keras.runs import export
 from pcw_keras.models import create_model
 from pcw_keras.models.precision import as_float32, dtype_policy, is_float32
 from pcw_keras.training.runner import train
@@ -48,7 +48,7 @@ def test_a_mixed_bfloat16_recipe_trains_and_exports_in_float32(tiny_npz, tmp_pat
     train(recipe, tmp_path / "run", verbose=0)
     trained = keras.models.load_model(tmp_path / "run" / "best.keras")
     assert trained.get_layer("stem_conv").compute_dtype == "bfloat16"
-    report = export_model(tmp_path / "run", tmp_path / "export", format="tflite", quantize="none",
+    report = export(tmp_path / "run", tmp_path / "export", format="tflite", quantize="none",
                           check_samples=16, latency_runs=2, min_agreement=0.0, verbose=False)
     assert json.loads((tmp_path / "export" / "export_report.json").read_text()) == report
     # The exported float32 copy is compared with the float32 copy in Keras: same function to float32 rounding.

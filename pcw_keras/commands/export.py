@@ -105,12 +105,13 @@ def command(source, format_, quantize, calibration_steps, int8_io, bias_correcti
             f"its .keras files are backend-neutral. Here: backend {keras.backend.backend()!r}, "
             f"TensorFlow {'installed' if importlib.util.find_spec('tensorflow') else 'not installed'}."
         )
-    from pcw_keras.export import ExportCheckError, export_model
+    from pcw_keras.export import ExportCheckError
     from pcw_keras.export.gate import summary
     from pcw_keras.export.savedmodel import is_saved_model
+    from pcw_keras.runs import export
 
     try:
-        report = export_model(
+        report = export(
             source, out, format=format_, quantize=quantize, input_dtype=input_dtype, int8_io=int8_io,
             bias_correction=bias_correction,
             calibration_steps=calibration_steps, permutation=permutation, permutation_seed=permutation_seed,

@@ -3,28 +3,25 @@
 Every export is run on real test inputs and compared with the Keras model by
 the gate of :mod:`pcw_keras.export.gate`; the figures go into
 ``export_report.json`` beside it, and an export that does not compute what
-Keras computes is not written. PermuteNet keeps its
-random permutation in the exported graph (TFLite builtins only), or freezes
-one. See :func:`export_model`.
+Keras computes is not written. PermuteNet keeps its random permutation in the
+exported graph (TFLite builtins only), or freezes one. The exporter reads
+saved models only: :func:`pcw_keras.runs.export_source` resolves a run
+directory or a model file into an :class:`ExportSource`, and
+:func:`pcw_keras.runs.export` does both steps. See :func:`export_model`.
 """
-from pcw_keras.export.api import (
-    FORMATS,
-    LABELS_FILE,
-    REPORT_FILE,
-    TFLITE_FILE,
-    ExportCheckError,
-    export_model,
-    export_savedmodel,
-    export_tflite,
-)
+from pcw_keras.export.api import TFLITE_FILE, ExportCheckError, export_model
 from pcw_keras.export.gate import DEFAULT_MIN_AGREEMENT, MAX_RELATIVE_ERROR
 from pcw_keras.export.graph import INPUT_DTYPES, PERMUTATIONS, frozen_permutation, inference_model
-from pcw_keras.export.source import load_source
+from pcw_keras.export.options import FORMATS, ExportOptions
+from pcw_keras.export.served import REPORT_FILE
+from pcw_keras.export.source import LABELS_FILE, ExportSource, SavedModelSource, load_saved_model
 from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, UnsupportedOpsError, convert_saved_model
 
 __all__ = [
     "DEFAULT_MIN_AGREEMENT",
     "ExportCheckError",
+    "ExportOptions",
+    "ExportSource",
     "FORMATS",
     "INPUT_DTYPES",
     "LABELS_FILE",
@@ -33,13 +30,12 @@ __all__ = [
     "PERMUTATIONS",
     "QUANTIZE_MODES",
     "REPORT_FILE",
+    "SavedModelSource",
     "TFLITE_FILE",
     "UnsupportedOpsError",
     "convert_saved_model",
     "export_model",
-    "export_savedmodel",
-    "export_tflite",
     "frozen_permutation",
     "inference_model",
-    "load_source",
+    "load_saved_model",
 ]

@@ -22,14 +22,13 @@ class CheckInputs:
     labels: np.ndarray | None
 
 
-def canvas_samples(recipe, imageset, count: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` normalised float32 canvases of ``recipe``'s task and their labels.
+def canvas_samples(task: dict, imageset, count: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` normalised float32 canvases of a canvas ``task`` (a recipe's task section) and their labels.
 
     The images are placed as in evaluation (no flip, a uniform random cell
     each); passes over ``imageset`` with seeds ``seed``, ``seed + 1``... are
     concatenated until ``count`` samples are reached.
     """
-    task = recipe["task"]
     canvases, labels, pass_seed = [], [], seed
     total = 0
     while total < count:
@@ -46,7 +45,7 @@ def canvas_samples(recipe, imageset, count: int, *, seed: int) -> tuple[np.ndarr
     return np.concatenate(canvases)[:count], np.concatenate(labels)[:count]
 
 
-def check_inputs(source, count: int, *, input_dtype: str, seed: int = 0, batch_size: int = 32) -> CheckInputs:
+def check_inputs(source, count: int, *, input_dtype: str, seed: int = 0) -> CheckInputs:
     """Test inputs of ``source``'s own kind for a parity check, in the export's input dtype.
 
     Keras gets the pixels normalised as the exported graph normalises them

@@ -1,4 +1,9 @@
-"""What an export starts from: a model (or a SavedModel), its input normalisation, and real inputs to check it on."""
+"""What an export starts from: a model (or a SavedModel), its input normalisation, and real inputs to check it on.
+
+An :class:`ExportSource` is resolved from a run directory, a ``.keras`` file
+or a model by :func:`pcw_keras.runs.export_source`: the exporter reads saved
+models and never imports the recipes or the runs.
+"""
 from __future__ import annotations
 
 import json
@@ -12,9 +17,7 @@ import numpy as np
 from pcw_keras.export.graph import INPUT_DTYPES
 from pcw_keras.export.savedmodel import SAVED_MODEL_FILE, SavedModelRunner
 from pcw_keras.export.served import REPORT_FILE, normalization_beside
-from pcw_keras.recipes import Recipe
 from pcw_keras.normalization import CIFAR, Normalization
-from pcw_keras.runs import CHECKPOINTS, ModelFile, Run, open_model, output_labels
 
 LABELS_FILE = "labels.txt"
 
@@ -27,6 +30,8 @@ class ExportSource:
     recipe's test split), ``"images"`` (a classifier: the recipe's test
     images) or ``"calibration"`` (any other model: the ``--calibration``
     images, resized to its input, scored by agreement with Keras).
+    ``images(split)`` gives a split of the recipe's data; ``task`` is the
+    recipe's task section (``{"kind": "model"}`` for a model of no recipe).
     """
 
     model: keras.Model
@@ -36,7 +41,6 @@ class ExportSource:
     origin: str
     name: str
     task: dict
-    recipe: Recipe | None = None
     images: Callable | None = None
     calibration: str | None = None
 
@@ -50,7 +54,7 @@ class ExportSource:
         from pcw_keras.export.check import canvas_samples
 
         if self.kind == "canvas":
-            canvases, labels = canvas_samples(self.recipe, self.images(split), count, seed=seed)
+            canvases, labels = canvas_samples(self.task, self.images(split), count, seed=seed)
             return CIFAR.pixels(canvases), labels
         if self.kind == "images":
             images = self.images(split)
@@ -166,84 +170,3 @@ def load_saved_model(path: str | os.PathLike, *, calibration: str | None, prepro
     defaults = {"recipe": os.path.basename(os.path.normpath(path)), "task": {"kind": "model"}, "permutation": None}
     return SavedModelSource(runner=runner, path=path, normalization=normalization, labels=labels, calibration=calibration,
                             described={key: described.get(key, value) for key, value in defaults.items()})
-
-
-def load_source(
-    source: str | os.PathLike | keras.Model,
-    *,
-    recipe: str | os.PathLike | None = None,
-    checkpoint: str = "best",
-    calibration: str | None = None,
-    preprocess: str | None = None,
-    input_size: int | None = None,
-) -> ExportSource:
-    """Resolves what to export: the plain classifier, in float32, and its check data.
-
-    A training wrapper (AugShift's two-view trainer) gives its classifier,
-    and a mixed-precision model its float32 copy (same weights), which the
-    export formats serve or quantize.
-
-    Parameters
-    ----------
-    source : path or keras.Model
-        A run directory (its ``best.keras`` or ``last.keras``), a ``.keras``
-        file inside one, any ``.keras`` file (with
-        ``calibration``), or an in-memory model (with ``recipe`` or ``calibration``).
-    recipe : str or path, optional
-        A recipe whose test split checks a model that is not in a run directory.
-    checkpoint : {"best", "last"}
-        Which model of a run directory.
-    calibration : str, optional
-        Images (folder, ``.tar.gz``, ``.npz``) that check and calibrate a
-        model of no recipe; they are resized to its input size.
-    preprocess : str, optional
-        How such a model wants its pixels (:data:`pcw_keras.normalization.PREPROCESS`; default ``cifar``).
-    input_size : int, optional
-        Its input size, when its input shape leaves it open.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``source`` does not exist, or a run directory lacks the checkpoint.
-    ValueError
-        ``source`` is not a model, or a model of no run and no recipe has no ``calibration``.
-    """
-    if checkpoint not in CHECKPOINTS:
-        raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}. Received: checkpoint={checkpoint!r}")
-    if isinstance(source, keras.Model):
-        opened, model, origin = None, source, f"<in-memory model {source.name!r}>"
-    else:
-        opened = open_model(source, preprocess=preprocess, input_size=input_size)
-        model, origin = opened.model(checkpoint), opened.origin
-        if isinstance(opened, Run):
-            return _from_recipe(opened.recipe, opened.images, model, origin)
-    if recipe is not None:
-        from pcw_keras.recipes import Recipe, load
-
-        recipe = recipe if isinstance(recipe, Recipe) else load(recipe)
-        return _from_recipe(recipe, recipe.load_images, _plain(model), origin)
-    if calibration is None:
-        raise ValueError(
-            f"{origin} comes with no recipe, so its export is checked and calibrated on images you give: "
-            "pass calibration= (CLI: --calibration FOLDER|TARBALL|NPZ), or a run directory."
-        )
-    normalization = opened.normalization if isinstance(opened, ModelFile) else Normalization.named(preprocess or "cifar")
-    model = _plain(model)
-    outputs = int(model.outputs[0].shape[-1])
-    return ExportSource(model=model, normalization=normalization, kind="calibration",
-                        labels=[f"output {k}" for k in range(outputs)], origin=origin,
-                        name=os.path.splitext(os.path.basename(os.path.normpath(origin)))[0],
-                        task={"kind": "model"}, calibration=calibration)
-
-
-def _plain(model: keras.Model) -> keras.Model:
-    from pcw_keras.models.precision import as_float32
-    from pcw_keras.models.wrappers import unwrap
-
-    return as_float32(unwrap(model))
-
-
-def _from_recipe(recipe, images: Callable, model: keras.Model, origin: str) -> ExportSource:
-    return ExportSource(model=model, normalization=CIFAR, kind="canvas" if recipe.is_canvas else "images",
-                        labels=output_labels(recipe, images("test").class_names), origin=origin, name=recipe.name,
-                        task=dict(recipe["task"]), recipe=recipe, images=images)

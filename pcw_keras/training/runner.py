@@ -20,13 +20,19 @@ import keras
 from pcw_keras.evaluation.evaluators import evaluate
 from pcw_keras.io import remove_stale_temporaries, write_text_atomic
 from pcw_keras.recipes import Recipe
-from pcw_keras.runs import RECIPE_FILE, RESULTS_FILE, Run
+from pcw_keras.runs import (
+    BACKUP_DIR,
+    RECIPE_FILE,
+    RESULTS_FILE,
+    RUN_FILES,
+    Run,
+    best_epoch,
+    checkpoint_file,
+    completed_epochs,
+)
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.distribution import KerasDistribution
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
-
-RUN_FILES = ("metrics.csv", "best.keras", "best.json", "last.keras", RESULTS_FILE, "backup", "logs")
-
 
 def _stored_epochs(run_dir: str, recipe: Recipe) -> int | None:
     """The ``training.epochs`` of the run already in ``run_dir`` (None for a new run directory).
@@ -53,9 +59,9 @@ def _stored_epochs(run_dir: str, recipe: Recipe) -> int | None:
 
 def _finished_epochs(run_dir: str) -> int:
     """Epochs a run has finished and left no backup for (0 while a backup says it is in progress)."""
-    if os.path.exists(os.path.join(run_dir, "backup")) or not os.path.isfile(os.path.join(run_dir, "last.keras")):
+    if os.path.exists(os.path.join(run_dir, BACKUP_DIR)) or not os.path.isfile(os.path.join(run_dir, checkpoint_file("last"))):
         return 0
-    return _completed_epochs(run_dir)
+    return completed_epochs(run_dir)
 
 
 def _clear_run(run_dir: str) -> None:
@@ -79,7 +85,7 @@ def _continue_from_last(model: keras.Model, run_dir: str, sample_inputs) -> None
     """
     from pcw_keras.models.wrappers import unwrap
 
-    last = keras.models.load_model(os.path.join(run_dir, "last.keras"))
+    last = keras.models.load_model(os.path.join(run_dir, checkpoint_file("last")))
     model(sample_inputs, training=False)  # build the wrapper's variables
     unwrap(model).set_weights(unwrap(last).get_weights())
     if getattr(last, "optimizer", None) is not None and last.optimizer.variables:
@@ -130,7 +136,7 @@ def train(
         if os.path.exists(os.path.join(out, RECIPE_FILE)):
             os.remove(os.path.join(out, RECIPE_FILE))
     if is_chief(distribution):  # files a killed process was writing, never committed
-        for folder in (out, os.path.join(out, "backup")):
+        for folder in (out, os.path.join(out, BACKUP_DIR)):
             remove_stale_temporaries(folder)
     stored_epochs = _stored_epochs(run_dir, recipe)
     finished = _finished_epochs(run_dir) if stored_epochs is not None else 0
@@ -197,23 +203,6 @@ def progress_verbosity(verbose: int | str) -> int | str:
     return verbose
 
 
-def _completed_epochs(run_dir: str) -> int:
-    """Rows of ``metrics.csv``: the epochs the run has finished."""
-    path = os.path.join(run_dir, "metrics.csv")
-    if not os.path.isfile(path):
-        return 0
-    with open(path, encoding="utf-8") as handle:
-        return max(0, sum(1 for line in handle if line.strip()) - 1)
-
-
-def _best_epoch(run_dir: str) -> int | None:
-    path = os.path.join(run_dir, "best.json")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle).get("epoch")
-
-
 def evaluate_run(
     run_dir: str | os.PathLike,
     *,
@@ -231,20 +220,17 @@ def evaluate_run(
     run_dir = os.fspath(run_dir)
     recipe = recipe or Run(run_dir).recipe
     test_images = recipe.load_images("test") if test_images is None else test_images
-    epochs = _completed_epochs(run_dir)
-    best_epoch = _best_epoch(run_dir)
+    epochs = completed_epochs(run_dir)
+    best = best_epoch(run_dir)
     results = {"recipe": recipe.name, "task": recipe["task"], "test_images": len(test_images),
-               "epochs": epochs, "best_epoch": best_epoch}
+               "epochs": epochs, "best_epoch": best}
     for which in ("best", "last"):
-        path = os.path.join(run_dir, f"{which}.keras")
+        path = os.path.join(run_dir, checkpoint_file(which))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path!r} is missing: has the run in {run_dir!r} finished an epoch?")
-        if which == "last" and best_epoch is not None and best_epoch == epochs - 1:
-            scores = best_scores  # the last epoch is the best one: same model, same placements
-        else:
+        if which == "best" or best != epochs - 1:  # when the last epoch is the best, its scores are best's
             scores = evaluate(keras.models.load_model(path), test_images, task=recipe["task"],
                               evaluation=recipe["evaluation"], seed=recipe["training"]["seed"])
-        best_scores = scores
         results[f"test_accuracy_{which}"] = scores["accuracy"]
         for key in ("per_cell_accuracy", "consistency"):  # canvas tasks / classification
             if key in scores:

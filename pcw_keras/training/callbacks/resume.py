@@ -57,6 +57,7 @@ import keras
 import numpy as np
 
 from pcw_keras.io import write_text_atomic
+from pcw_keras.runs import BACKUP_DIR, LOGS_DIR, METRICS_FILE, checkpoint_file
 from pcw_keras.training.callbacks.checkpoints import AtomicModelCheckpoint, check_mode
 from pcw_keras.training.callbacks.metrics_log import ResumableCSVLogger, tensorboard_callbacks
 from pcw_keras.training.cluster import SyncWorkerStatistics, check_shared_folder, model_is_chief, scratch_unless_chief
@@ -244,11 +245,11 @@ def resume_callbacks(
     run_dir = Path(run_dir)
     callbacks: list[keras.callbacks.Callback] = [
         SyncWorkerStatistics(),
-        ResumableCSVLogger(run_dir / "metrics.csv"),
-        AtomicModelCheckpoint(run_dir / "last.keras"),
+        ResumableCSVLogger(run_dir / METRICS_FILE),
+        AtomicModelCheckpoint(run_dir / checkpoint_file("last")),
     ]
     if monitor:
-        callbacks.append(AtomicModelCheckpoint(run_dir / "best.keras", monitor=monitor, mode=mode))
-    callbacks += tensorboard_callbacks(run_dir / "logs", tensorboard)
-    callbacks.append(ResumableBackup(run_dir / "backup"))
+        callbacks.append(AtomicModelCheckpoint(run_dir / checkpoint_file("best"), monitor=monitor, mode=mode))
+    callbacks += tensorboard_callbacks(run_dir / LOGS_DIR, tensorboard)
+    callbacks.append(ResumableBackup(run_dir / BACKUP_DIR))
     return callbacks

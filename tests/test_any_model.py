@@ -423,3 +423,31 @@ def test_a_decided_keras_applications_model_exports_and_passes(fitted_resnet50_f
     check = json.loads((tmp_path / "f32" / "export_report.json").read_text())["check"]
     assert check["outcome"] == "passed" and check["output_space"] == "probabilities"
     assert check["decided_share"] >= 0.5 and check["top1_agreement"] == 1.0 and check["relative_error"] < 1e-3
+
+
+@pytest.fixture(scope="module")
+def canvas_run(tiny_npz, tmp_path_factory):
+    return _run(tiny_npz, tmp_path_factory, "location-3x3-gapnet")
+
+
+@pytest.mark.parametrize("keras_first", [False, True])
+def test_import_pcw_keras_then_plain_keras_loads_every_kind_of_run(canvas_run, plain_run, augshift_run, keras_first):
+    """As with keras-hub: after ``import pcw_keras`` (before or after Keras), ``keras.saving.load_model`` works."""
+    order = "import keras, pcw_keras" if keras_first else "import pcw_keras, keras"
+    code = (f"import sys; {order}\n"
+            "for path in sys.argv[1:]:\n"
+            "    print(type(keras.saving.load_model(path)).__name__)")
+    paths = [os.path.join(run, "best.keras") for run in (canvas_run, plain_run, augshift_run)]
+    result = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.split()) == 3
+    # Without the package, Keras cannot find its classes: the test above can fail.
+    bare = subprocess.run([sys.executable, "-c", "import sys, keras; keras.saving.load_model(sys.argv[1])", paths[0]],
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode != 0 and "Could not locate class" in bare.stderr
+
+
+def test_the_command_line_does_not_import_keras_for_help():
+    code = "import sys, pcw_keras.cli; assert 'keras' not in sys.modules, 'pcw --help would import Keras'"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -204,6 +204,13 @@ def test_bad_arguments_raise_value_error(factory, match):
         factory()
 
 
+def test_reflect_padding_larger_than_the_side_raises():
+    """BlurPool's reflect pad of 2 on a 2-pixel map (a ResNet's stage 4 at a 16-pixel input): an error, not garbage."""
+    with pytest.raises(ValueError, match=r"padding \(1, 2\) on a side of 2"):
+        BlurPool2D()(np.zeros((1, 2, 2, 1), "float32"))
+    assert tuple(BlurPool2D()(np.zeros((1, 3, 3, 1), "float32")).shape) == (1, 2, 2, 1)
+
+
 def test_augshift_reflect_too_large_for_image():
     with pytest.raises(ValueError, match="max_shift"):
         AugShift(max_shift=8, fill="reflect")(np.zeros((1, 8, 8, 1), "float32"), training=True)

@@ -25,6 +25,12 @@ def _pad_axis(x, before: int, after: int, axis: int, mode: str):
         pad[axis] = (before, after)
         return ops.pad(x, pad)
     if mode == "reflect":
+        if size is not None and max(before, after) >= size:
+            # Slicing would give fewer rows than asked for, and the layer after would read past the map.
+            raise ValueError(
+                f"Reflect padding needs each pad smaller than the padded side (as PyTorch's). "
+                f"Received: padding ({before}, {after}) on a side of {size} (axis {axis})"
+            )
         head = ops.flip(take(1, before + 1), axis=axis)
         tail = ops.flip(take(size - after - 1, size - 1), axis=axis)
     elif mode == "replicate":

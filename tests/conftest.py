@@ -4,6 +4,7 @@ Under ``KERAS_BACKEND=jax`` TensorFlow is made unimportable (as on the GPU
 machines, which have none), and only the test modules marked ``jax`` are
 collected: the others exercise TensorFlow-only parts (export, tf.distribute).
 """
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -11,8 +12,25 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 JAX_RUN = os.environ.get("KERAS_BACKEND") == "jax"
+
+
+class _NoTensorFlow(importlib.abc.MetaPathFinder):
+    """``import tensorflow`` raises ModuleNotFoundError, as where it is not installed.
+
+    Not ``sys.modules["tensorflow"] = None``: Keras takes a ``"tensorflow"`` key in
+    ``sys.modules`` for TensorFlow being loaded (``in_tf_graph``), and its
+    preprocessing layers (``Resizing``) would then ask TensorFlow whether they run
+    eagerly, which fails where it is missing.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError(f"No module named {name!r} (the JAX test run has no TensorFlow)", name=name)
+        return None
+
+
 if JAX_RUN:
-    sys.modules["tensorflow"] = None  # `import tensorflow` now raises ImportError
+    sys.meta_path.insert(0, _NoTensorFlow())
 
 
 def pytest_ignore_collect(collection_path: Path, config):

@@ -3,21 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pcw_keras.io import save_figure
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from pcw_keras.io import pyplot, save_figure
 
 
 def plot_cell_heatmap(per_cell_accuracy, grid: int, title: str, path: str) -> None:
     """A ``grid x grid`` heat map of location accuracy per cell, each cell annotated in %."""
-    plt = _pyplot()
+    plt = pyplot()
     values = 100 * np.asarray(per_cell_accuracy, dtype="float64").reshape(grid, grid)
     fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=120)
     image = ax.imshow(values, vmin=0, vmax=100, cmap="viridis")
@@ -42,7 +33,7 @@ def plot_examples(canvases, true_cells, predictions: dict, grid: int, mean, std,
     ``predictions`` maps a network name to its predicted cells; canvases are
     normalised float arrays, shown de-normalised (empty cells are the mean colour).
     """
-    plt = _pyplot()
+    plt = pyplot()
     colours = ["#ff3b30", "#0a84ff", "#ff9f0a"]
     count = len(canvases)
     fig, axes = plt.subplots(1, count, figsize=(2.4 * count, 3.3), dpi=120)

@@ -79,21 +79,32 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
-def write_json_atomic(path: str | os.PathLike, payload) -> None:
-    """Write ``payload`` as indented JSON to ``path`` durably and atomically."""
+def write_json_atomic(path: str | os.PathLike, payload) -> str:
+    """Write ``payload`` as indented JSON to ``path`` durably and atomically; returns the path."""
     write_text_atomic(path, json.dumps(payload, indent=2))
+    return os.fspath(path)
 
 
-def save_figure(figure, path: str | os.PathLike, **savefig) -> None:
-    """Save a Matplotlib figure to ``path`` durably and atomically, then close it.
+def pyplot():
+    """Matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, path: str | os.PathLike, **savefig) -> str:
+    """Save a Matplotlib figure to ``path`` durably and atomically, then close it; returns the path.
 
     The format follows the suffix of ``path`` (``.png``, ``.pdf``...);
     ``savefig`` goes on to ``Figure.savefig`` (``dpi``, ``bbox_inches``...).
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     try:
         with atomic_path(path, suffix=Path(path).suffix) as tmp:
             figure.savefig(tmp, **savefig)
     finally:
         plt.close(figure)
+    return os.fspath(path)

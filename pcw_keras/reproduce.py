@@ -36,7 +36,7 @@ import numpy as np
 
 from pcw_keras import paper, recipes
 from pcw_keras.choices import REPRODUCE_SCALES
-from pcw_keras.io import save_figure, write_text_atomic
+from pcw_keras.io import pyplot, save_figure, write_text_atomic
 from pcw_keras.runs import read_results
 from pcw_keras.scales import SCALES, shrink
 
@@ -187,10 +187,7 @@ def write_report(table: str, rows: list[dict], scale: str, seeds: list[int], out
 
 
 def _plot(rows: list[dict], title: str, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = [row["cell"] if row["metric"] in ("accuracy", "top1") and len(rows) == len({r["cell"] for r in rows})
               else f"{row['cell']}\n{row['metric']}" for row in rows]

@@ -16,6 +16,7 @@ import time
 import keras
 
 from pcw_keras import recipes
+from pcw_keras.evaluation import evaluate
 
 
 def main() -> None:
@@ -47,7 +48,8 @@ def main() -> None:
             for epoch in range(args.epochs):
                 model.fit(data.train, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
                 train_seconds = time.perf_counter() - start
-                accuracy = recipe.evaluate(model, data.test_images)["accuracy"]
+                accuracy = evaluate(model, data.test_images, task=recipe["task"], evaluation=recipe["evaluation"],
+                                    seed=seed)["accuracy"]
                 print(json.dumps({"seed": seed, "net": net, "task": args.task, "width": args.width,
                                   "epoch": epoch + 1, "train_seconds": round(train_seconds, 1),
                                   "test_accuracy": round(accuracy, 4)}), flush=True)

@@ -59,7 +59,10 @@ def test_recipe_datasets_feed_model_fit_and_evaluate(tiny_npz):
     # PermuteNet draws a permutation at every call, in inference too: set its random state back after the
     # evaluation, and the recomputation draws the same permutations for the same batches.
     state = [keras.ops.convert_to_numpy(variable.value) for variable in model.non_trainable_variables]
-    scores = recipe.evaluate(model, data.test_images)
+    from pcw_keras.evaluation import evaluate
+
+    scores = evaluate(model, data.test_images, task=recipe["task"], evaluation=recipe["evaluation"],
+                      seed=recipe["training"]["seed"])
     for variable, value in zip(model.non_trainable_variables, state):
         variable.assign(value)
     evaluation = recipe["evaluation"]

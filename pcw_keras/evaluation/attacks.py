@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
+from pcw_keras.io import pyplot, save_figure, write_json_atomic
 from pcw_keras.evaluation.model_layers import default_layer
 from pcw_keras.evaluation.position_channels import ChannelRanking
 from pcw_keras.layers import ChannelMask
@@ -174,7 +174,7 @@ class AttackReport:
             axis.grid(alpha=0.3)
             axis.legend(fontsize=8)
             axis.set_title(f"{key}: {self.random_draws} random draws per k")
-        return save_figure_atomic(figure, path)
+        return save_figure(figure, path, dpi=120, bbox_inches="tight")
 
 
 def _pct(value: float) -> str:

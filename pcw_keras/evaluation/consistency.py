@@ -23,13 +23,14 @@ images whose prediction does not change.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
 
-from pcw_keras.io import atomic_path
+from pcw_keras.io import pyplot, save_figure, write_text_atomic
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.layers import AugShift
 from pcw_keras.normalization import CIFAR_MEAN, CIFAR_STD, normalize
@@ -180,24 +181,18 @@ def consistency_curve(
 
 def write_curves_csv(curves: Mapping[str, dict], path: str | os.PathLike) -> None:
     """Writes ``{label: curve}`` as CSV rows ``model,shift,consistency,accuracy`` (atomically)."""
-    def write(handle):
-        writer = csv.writer(handle)
-        writer.writerow(["model", "shift", "consistency", "accuracy"])
-        for label, curve in curves.items():
-            for row in zip(curve["shift"], curve["consistency"], curve["accuracy"]):
-                writer.writerow([label, row[0], f"{row[1]:.6f}", f"{row[2]:.6f}"])
-
-    _write_atomic(path, write, text=True)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["model", "shift", "consistency", "accuracy"])
+    for label, curve in curves.items():
+        for row in zip(curve["shift"], curve["consistency"], curve["accuracy"]):
+            writer.writerow([label, row[0], f"{row[1]:.6f}", f"{row[2]:.6f}"])
+    write_text_atomic(path, text.getvalue())
 
 
 def plot_curves(curves: Mapping[str, dict], path: str | os.PathLike, title: str = "Consistency versus shift distance") -> None:
     """Plots ``{label: curve}`` (consistency in % against shift in pixels) to a PNG file (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    figure, axes = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
     for label, curve in curves.items():
         axes.plot(curve["shift"], [100 * v for v in curve["consistency"]], marker="o", label=label)
     axes.set_xlabel("shift distance (pixels, max norm)")
@@ -207,14 +202,7 @@ def plot_curves(curves: Mapping[str, dict], path: str | os.PathLike, title: str 
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    _write_atomic(path, lambda handle: figure.savefig(handle, format="png"), text=False)
-    plt.close(figure)
-
-
-def _write_atomic(path, write, text: bool) -> None:
-    """``write(handle)`` into ``path`` through :func:`pcw_keras.io.atomic_path`."""
-    with atomic_path(path) as tmp, open(tmp, "w" if text else "wb", **({"newline": "", "encoding": "utf-8"} if text else {})) as handle:
-        write(handle)
+    save_figure(figure, path, format="png")
 
 
 def _as_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:

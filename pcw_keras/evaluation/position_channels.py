@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from pcw_keras.evaluation._io import pyplot, save_figure_atomic, write_json_atomic
+from pcw_keras.io import pyplot, save_figure, write_json_atomic
 from pcw_keras.evaluation.inputs import canvases, infer_grid, input_batches, uint8_patches
 from pcw_keras.evaluation.model_layers import default_layer, feature_model
 from pcw_keras.normalization import CIFAR, Normalization
@@ -132,7 +132,7 @@ class ChannelRanking:
             detail.set_xticklabels(channels, rotation=90, fontsize=7)
             detail.set_xlabel("top channels (overall)")
             detail.set_title("signed difference: > 0 left-specific, < 0 right-specific")
-        return save_figure_atomic(figure, path)
+        return save_figure(figure, path, dpi=120, bbox_inches="tight")
 
 
 _SCORE_LABELS = {

@@ -9,7 +9,8 @@ from importlib import resources
 import keras
 import yaml
 
-from pcw_keras.recipes.schema import CANVAS_TASKS, SCHEMA, defaults, validate
+from pcw_keras.choices import CANVAS_TASKS
+from pcw_keras.recipes.schema import SCHEMA, defaults, validate
 
 IMAGE_SIDE = 32  # CIFAR images: a canvas cell, or the classification input
 
@@ -316,18 +317,6 @@ class Recipe:
         cls = keras.optimizers.AdamW if opt["name"] == "adamw" else keras.optimizers.Adam
         kwargs = {"weight_decay": opt["weight_decay"]} if opt["weight_decay"] is not None else {}
         return cls(rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], **kwargs)
-
-    def evaluate(self, model: keras.Model, test_images, seed: int | None = None) -> dict:
-        """Test scores as the paper measures them, by the evaluator the recipe's ``evaluation`` section names.
-
-        See :func:`pcw_keras.evaluation.evaluate` (canvas tasks: the mean
-        accuracy over random placements; classification: unshifted accuracy
-        and shift consistency). ``seed`` defaults to the training seed.
-        """
-        from pcw_keras.evaluation.evaluators import evaluate
-
-        seed = self.config["training"]["seed"] if seed is None else seed
-        return evaluate(model, test_images, task=self.config["task"], evaluation=self.config["evaluation"], seed=seed)
 
 
 __all__ = ["Datasets", "Recipe", "SCHEMA", "defaults", "list_recipes", "load", "parse_override"]

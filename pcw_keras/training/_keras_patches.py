@@ -122,7 +122,7 @@ def apply() -> bool:
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    from pcw_keras.training.strategy import is_multi_worker
+    from pcw_keras.training.distribution import is_multi_worker
 
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
     original_reduce = tf_trainer.reduce_per_replica

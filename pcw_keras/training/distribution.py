@@ -158,3 +158,12 @@ def choose_distribution(name: str) -> KerasDistribution:
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
     keras.distribution.set_distribution(distribution)
     return KerasDistribution(distribution)
+
+
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` of several TensorFlow workers."""
+    if strategy is None or isinstance(strategy, KerasDistribution):
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()

@@ -30,7 +30,7 @@ import tempfile
 import keras
 
 from pcw_keras.choices import STRATEGY_NAMES
-from pcw_keras.training.distribution import KerasDistribution, choose_distribution
+from pcw_keras.training.distribution import KerasDistribution, choose_distribution, is_multi_worker
 
 logger = logging.getLogger(__name__)
 
@@ -148,15 +148,6 @@ def model_strategy(model: keras.Model):
     if keras.backend.backend() == "tensorflow":
         return model.distribute_strategy
     return KerasDistribution(keras.distribution.distribution())
-
-
-def is_multi_worker(strategy) -> bool:
-    """Whether ``strategy`` is a ``MultiWorkerMirroredStrategy`` of several TensorFlow workers."""
-    if strategy is None or isinstance(strategy, KerasDistribution):
-        return False
-    import tensorflow as tf
-
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
 def worker_index(strategy) -> tuple[str | None, int]:

@@ -119,3 +119,20 @@ def test_the_checks_refuse_an_upward_import_and_find_a_circle():
     found = _circle(circle)
     assert found is not None and "pcw_keras.normalization" in found and "pcw_keras.layers" in found
     assert "pcw_keras.normalization -> pcw_keras.layers" in _offenders(circle)
+
+
+def test_the_docs_name_every_unit_and_the_readme_table_follows_them():
+    import re
+
+    root = PACKAGE.parent
+    architecture = (root / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [unit for unit in BELOW if not re.search(rf"\b{unit}\b", architecture)]
+    assert missing == [], f"docs/architecture.md does not place {missing}"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| module | what |"):].split("\n\n", 1)[0]
+    first_cells = [line.split("|")[1] for line in table.splitlines()[2:] if "pcw_keras" in line.split("|")[1]]
+    units = [first or second for cell in first_cells
+             for first, second in re.findall(r"`pcw_keras\.(\w+)`|`\.(\w+)`", cell)]
+    assert units and set(units) <= set(BELOW), set(units) - set(BELOW)
+    ranks = {unit: index for index, unit in enumerate(BELOW)}  # the table's order: leaves first, up to the CLI
+    assert [ranks[unit] for unit in units] == sorted(ranks[unit] for unit in units), units

@@ -285,9 +285,13 @@ def random_softmax_file(tmp_path_factory):
     return path
 
 
+def _export_unnormalised(path, images, out):
+    """``pcw export`` of a model file taking raw pixels, checked on ``images``."""
+    return _cli("export", path, "--calibration", images, "--preprocess", "none", "--out", out, *FAST)
+
+
 def test_an_undecided_keras_applications_model_is_inconclusive_not_passed(random_softmax_file, tiny_npz, tmp_path):
-    result = _cli("export", random_softmax_file, "--calibration", tiny_npz, "--preprocess", "none",
-                  "--out", tmp_path / "f32", *FAST)
+    result = _export_unnormalised(random_softmax_file, tiny_npz, tmp_path / "f32")
     assert result.exit_code == 3, result.output
     assert "inconclusive: the model is undecided on these inputs" in result.output
     check = json.loads((tmp_path / "f32" / "export_report.json").read_text())["check"]
@@ -300,8 +304,7 @@ def test_random_noise_in_place_of_a_softmax_export_is_refused(random_softmax_fil
     rng = np.random.default_rng(0)
     monkeypatch.setattr(LiteRTModel, "__call__",
                         lambda self, images: rng.dirichlet(np.ones(10), len(images)).astype(np.float32))
-    line = _one_error_line(_cli("export", random_softmax_file, "--calibration", tiny_npz, "--preprocess", "none",
-                                "--out", tmp_path / "out", *FAST))
+    line = _one_error_line(_export_unnormalised(random_softmax_file, tiny_npz, tmp_path / "out"))
     assert "failed: the outputs differ" in line and not (tmp_path / "out").exists()
 
 
@@ -417,8 +420,7 @@ def fitted_resnet50_file(tiny_npz, tmp_path_factory):
 
 
 def test_a_decided_keras_applications_model_exports_and_passes(fitted_resnet50_file, tiny_npz, tmp_path):
-    result = _cli("export", fitted_resnet50_file, "--calibration", tiny_npz, "--preprocess", "none",
-                  "--out", tmp_path / "f32", *FAST)
+    result = _export_unnormalised(fitted_resnet50_file, tiny_npz, tmp_path / "f32")
     assert result.exit_code == 0, result.output
     check = json.loads((tmp_path / "f32" / "export_report.json").read_text())["check"]
     assert check["outcome"] == "passed" and check["output_space"] == "probabilities"

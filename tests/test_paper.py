@@ -35,3 +35,10 @@ def test_the_documents_quote_the_papers_kept_shares():
     quoted = f"| kept share, the paper (full scale) | {100 * paper.channels_kept_share('location', 3):.0f}% | " \
              f"{100 * paper.channels_kept_share('image', 3):.0f}% |"
     assert quoted in template.read_text(encoding="utf-8")
+
+
+def test_the_command_lines_scales_are_named_scales():
+    from pcw_keras.choices import REPRODUCE_SCALES
+    from pcw_keras.scales import SCALES
+
+    assert set(REPRODUCE_SCALES) <= set(SCALES) and REPRODUCE_SCALES == ("paper", "reduced", "demo")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import keras
@@ -31,6 +30,7 @@ from pcw_keras.runs import (
     completed_epochs,
 )
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
+from pcw_keras.training.callbacks.metrics_log import progress_verbosity
 from pcw_keras.training.distribution import KerasDistribution
 from pcw_keras.training.strategy import choose_strategy, describe_strategy, is_chief, write_dir
 
@@ -194,13 +194,6 @@ def _evaluate_on_chief(distribution, run_dir: str, **evaluate_args) -> dict:
     if isinstance(distribution, KerasDistribution):
         distribution.wait_for_all("pcw-run-evaluated")
     return results
-
-
-def progress_verbosity(verbose: int | str) -> int | str:
-    """``"auto"`` becomes 1 (progress bar) on a terminal and 2 (a line per epoch) otherwise."""
-    if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return verbose
 
 
 def evaluate_run(

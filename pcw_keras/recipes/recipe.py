@@ -124,7 +124,7 @@ class Datasets:
     device). They shuffle per epoch themselves: pass ``shuffle=False`` to
     ``model.fit``, or Keras reorders their batches once more with Python's
     global RNG. ``test_images`` is the in-memory test split, which
-    :meth:`Recipe.evaluate` places anew for each evaluation pass (canvas
+    :func:`pcw_keras.evaluation.evaluate` places anew for each evaluation pass (canvas
     tasks) or shifts for the consistency test (classification).
     """
 

@@ -49,8 +49,6 @@ LOGS_DIR = "logs"
 """TensorBoard event files."""
 CHECKPOINTS = ("best", "last")
 """``best.keras`` (best validation score) and ``last.keras`` (the last finished epoch)."""
-RUN_FILES = (METRICS_FILE, "best.keras", BEST_EPOCH_FILE, "last.keras", RESULTS_FILE, BACKUP_DIR, LOGS_DIR)
-"""Everything training writes into a run directory besides its recipe."""
 
 
 def checkpoint_file(which: str) -> str:
@@ -58,6 +56,10 @@ def checkpoint_file(which: str) -> str:
     if which not in CHECKPOINTS:
         raise ValueError(f"`which` must be one of {CHECKPOINTS}. Received: which={which!r}")
     return f"{which}.keras"
+
+
+RUN_FILES = (METRICS_FILE, *map(checkpoint_file, CHECKPOINTS), BEST_EPOCH_FILE, RESULTS_FILE, BACKUP_DIR, LOGS_DIR)
+"""Everything training writes into a run directory besides its recipe."""
 
 
 def completed_epochs(run_dir: str | os.PathLike) -> int:

@@ -273,6 +273,9 @@ def test_unsupported_ops_are_named_and_nothing_is_written(gapnet_run, tmp_path):
         ("run", {"quantize": "int4"}, ValueError, "Received: quantize='int4'"),
         ("run", {"format": "savedmodel", "quantize": "int8"}, ValueError, "quantization is for TFLite"),
         ("run", {"permutation": "fixed"}, ValueError, "Received: permutation='fixed'"),
+        ("run", {"max_error": 0.0}, ValueError, r"`max_error` must be a number > 0. Received: max_error=0.0"),
+        ("run", {"min_agreement": 1.5}, ValueError, r"`min_agreement` must be in \[0, 1\]. Received: min_agreement=1.5"),
+        ("run", {"runtime_compat": "latest"}, ValueError, "Received: runtime_compat='latest'"),
     ],
 )
 def test_bad_arguments_give_clear_errors_and_write_nothing(gapnet_run, tmp_path, source, kwargs, error, message):

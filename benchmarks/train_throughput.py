@@ -7,7 +7,11 @@ the FLOPs per image counted from the model (:func:`pcw_keras.models.count_flops`
 a training step is counted as three forward passes) and the model FLOP
 utilisation: achieved FLOP/s over the matrix-product rate of the row's
 compute dtype (float32, or bfloat16 under ``mixed_bfloat16``) measured in the
-same run, by the same backend.
+same run, by the same backend. Beside Keras' own inference of the trained
+model it times the inference form that ``pcw evaluate``, ``rank``, ``attack``
+and ``consistency`` run (``infer_form_images_per_s``:
+:func:`pcw_keras.models.inference.inference_model`, BatchNorm folded and the
+weights held in bfloat16 for ``mixed_bfloat16`` rows, float32 otherwise).
 
 Backends: ``--backends tensorflow jax`` (the default: both) re-runs this
 script once per backend in a child process with ``KERAS_BACKEND`` set (Keras
@@ -47,6 +51,8 @@ import subprocess
 import sys
 import time
 
+from pcw_keras import machine
+
 #: Keras runs the parent can start: name -> (KERAS_BACKEND, extra environment of the child).
 #: ``jax-no-ynn-conv`` keeps XLA:CPU's convolutions off YNNPACK (jaxlib 0.10 sends
 #: them there by default; its backward convolutions measured about half the speed).
@@ -56,6 +62,8 @@ BACKEND_VARIANTS = {
     "jax-no-ynn-conv": ("jax", {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"}),
 }
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_torch_bench.py")
+#: The inference form's precision for each training precision (:mod:`pcw_keras.models.inference`).
+INFERENCE_FORM = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float32"}
 #: The peer's autocast setting for each Keras precision it has a counterpart for.
 PEER_PRECISIONS = {"float32": False, "mixed_bfloat16": True}
 
@@ -76,6 +84,7 @@ def measure(net: str, grid: int, width: float, jit: bool, precision: str, batch:
     import numpy as np
 
     from pcw_keras.models import count_flops, create_model
+    from pcw_keras.models.inference import inference_model
 
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -95,10 +104,14 @@ def measure(net: str, grid: int, width: float, jit: bool, precision: str, batch:
         flops = count_flops(model)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    # What pcw evaluate, rank, attack and consistency run: BatchNorm folded, weights in the compute dtype.
+    form = inference_model(model, INFERENCE_FORM[precision])
+    infer_form = median_seconds(lambda: form.predict_on_batch(x), steps, warmup)
     return {
         "net": net, "grid": grid, "input": 32 * grid, "width": width, "jit": jit, "precision": precision,
         "batch": batch, "forward_gflop_per_image": round(flops / 1e9, 4),
         "train_images_per_s": round(batch / train, 2), "infer_images_per_s": round(batch / infer, 2),
+        "infer_form_images_per_s": round(batch / infer_form, 2), "infer_form_precision": INFERENCE_FORM[precision],
         "train_gflops": round(3 * flops * batch / train / 1e9, 2), "infer_gflops": round(flops * batch / infer / 1e9, 2),
     }
 
@@ -126,7 +139,8 @@ def run_here(args: argparse.Namespace) -> dict:
                         results.append(row)
                         print(json.dumps(row), flush=True, file=sys.stderr)
     return {
-        "backend": keras.backend.backend(), "keras": keras.__version__, "machine": platform.processor() or platform.machine(),
+        "backend": keras.backend.backend(), "keras": keras.__version__, "cpu": machine.cpu_model(),
+        "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "matmul_gflops": round(rates["float32"], 1),
         "matmul_gflops_by_dtype": {dtype: round(rate, 1) for dtype, rate in rates.items()}, "results": results,
     }
@@ -190,11 +204,13 @@ def _median_rows(runs: list) -> list:
     rows = []
     for group in groups.values():
         row = dict(group[0])
-        for field in ("train_images_per_s", "infer_images_per_s", "train_gflops", "infer_gflops", "train_mfu", "infer_mfu"):
+        for field in ("train_images_per_s", "infer_images_per_s", "infer_form_images_per_s", "train_gflops",
+                      "infer_gflops", "train_mfu", "infer_mfu"):
             row[field] = round(statistics.median(r[field] for r in group), 3)
         row["runs"] = len(group)
         row["train_images_per_s_runs"] = [r["train_images_per_s"] for r in group]
         row["infer_images_per_s_runs"] = [r["infer_images_per_s"] for r in group]
+        row["infer_form_images_per_s_runs"] = [r["infer_form_images_per_s"] for r in group]
         rows.append(row)
     return rows
 
@@ -234,6 +250,7 @@ def compare(args: argparse.Namespace) -> dict:
             if match:
                 row["train_vs_peer"] = round(row["train_images_per_s"] / match["train_images_per_s"], 3)
                 row["infer_vs_peer"] = round(row["infer_images_per_s"] / match["infer_images_per_s"], 3)
+                row["infer_form_vs_peer"] = round(row["infer_form_images_per_s"] / match["infer_images_per_s"], 3)
     ratios = []
     for variant in [v for v in rows if BACKEND_VARIANTS[v][0] == "jax"] if "tensorflow" in rows else []:
         jax_by_key = {_key(row): row for row in rows[variant]}
@@ -248,7 +265,7 @@ def compare(args: argparse.Namespace) -> dict:
                 })
     return {
         "command": " ".join([os.path.basename(sys.executable)] + [os.path.relpath(__file__)] + sys.argv[1:]),
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(), "cpu": machine.cpu_model(), "cpus": os.cpu_count(),
         "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "OMP_NUM_THREADS") if k in os.environ},
         "backends": {backend: {k: v for k, v in runs[0].items() if k != "results"} | {
             "matmul_gflops_by_dtype_runs": [run["matmul_gflops_by_dtype"] for run in runs]}

@@ -18,3 +18,7 @@ CANVAS_TASKS = ("location", "image")
 
 STRATEGY_NAMES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 """How a run spreads over devices and processes: the names :func:`pcw_keras.training.choose_strategy` accepts."""
+
+INFERENCE_PRECISIONS = ("auto", "float32", "bfloat16")
+"""The precisions of a model's inference form (:mod:`pcw_keras.models.inference`): ``--precision`` of
+``pcw evaluate``, ``rank``, ``attack`` and ``consistency``."""

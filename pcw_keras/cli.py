@@ -11,7 +11,8 @@ import click  # noqa: E402
 
 from pcw_keras import commands  # noqa: E402
 from pcw_keras.backends import BACKEND_CHOICES, apply_backend  # noqa: E402
-from pcw_keras.choices import STRATEGY_NAMES  # noqa: E402
+from pcw_keras.choices import INFERENCE_PRECISIONS, STRATEGY_NAMES  # noqa: E402
+from pcw_keras.commands.rank import PRECISION_HELP  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,7 +138,9 @@ def train_command(recipe, data, epochs, batch_size, seed, out, sets, force, stra
 @click.argument("run_dir", metavar="RUN_DIR | consistency MODEL")
 @click.argument("consistency_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--data", "data", metavar="SOURCE", help="Evaluate on another source's test split.")
-def evaluate_command(run_dir, consistency_args, data) -> None:
+@click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), default="auto", show_default=True,
+              help=PRECISION_HELP)
+def evaluate_command(run_dir, consistency_args, data, precision) -> None:
     """Evaluate a run directory's best and last models on the test split (writes results.json).
 
     `pcw evaluate consistency MODEL [OPTIONS]` measures shift
@@ -149,6 +152,7 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
 
     if run_dir == "consistency":
         args = list(consistency_args) + (["--data", data] if data else [])
+        args += ["--precision", precision] if precision != "auto" else []
         consistency_command.main(args, prog_name="pcw evaluate consistency", standalone_mode=False)
         return
     if consistency_args:
@@ -157,7 +161,7 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
         raise click.BadParameter(f"Directory {run_dir!r} does not exist.", param_hint="RUN_DIR")
     try:
         run = Run(run_dir, **{"data.source": data})
-        results = evaluate_run(run.path, recipe=run.recipe)
+        results = evaluate_run(run.path, recipe=run.recipe, precision=precision)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     consistency = "".join(
@@ -166,7 +170,8 @@ def evaluate_command(run_dir, consistency_args, data) -> None:
     )
     click.echo(
         f"{results['recipe']}: test accuracy {100 * results['test_accuracy_best']:.1f}% (best validation epoch), "
-        f"{100 * results['test_accuracy_last']:.1f}% (last); chance {100 * results['chance']:.1f}%{consistency}"
+        f"{100 * results['test_accuracy_last']:.1f}% (last); chance {100 * results['chance']:.1f}%{consistency}; "
+        f"inference in {results['precision']}"
     )
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pcw_keras import paper, recipes
+from pcw_keras import machine, paper, recipes
 from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.demo_verdict import is_rising, verdict  # noqa: F401 (is_rising: part of the demo's API)
 from pcw_keras.io import write_text_atomic
@@ -152,18 +151,6 @@ class _ProgressBar(keras.callbacks.Callback):
 
     def flush(self) -> None:
         self.stream.flush()
-
-
-def machine() -> dict:
-    """The CPU a run's times belong to: model name, cores, 1-minute load at the end of the run."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": name, "cores": os.cpu_count(), "load_1min": None if load is None else round(load, 2)}
 
 
 def expected_minutes(plan: DemoPlan, gflops: float) -> float:
@@ -310,7 +297,7 @@ def run_demo(
                 models[net] = model
     progress.close()
     results["wall_seconds"] = round(time.perf_counter() - start, 1)
-    results["machine"] = {**machine(), "matmul_gflops": round(gflops, 1)}
+    results["machine"] = {**machine.describe(), "matmul_gflops": round(gflops, 1)}
     decided = verdict(results)
     results["verdict"], results["summary"] = decided.kind, decided.sentence
     results["kept_share"] = kept_shares(results)

@@ -97,7 +97,7 @@ def output_labels(recipe, class_names: Sequence[str]) -> list[str]:
     return [f"cell {k} (row {k // grid}, col {k % grid})" for k in range(grid * grid)]
 
 
-def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Model:
+def load_model(path: str | os.PathLike, *, inference: bool = True, precision: str | None = None) -> keras.Model:
     """A model from a ``.keras`` file, with one clear error when it is not one.
 
     Parameters
@@ -108,6 +108,11 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
         Unwrap a training wrapper (AugShift's two-view trainer, the canvas
         placement front) to the plain model, and give a mixed-precision
         model as its float32 copy (same weights).
+    precision : {"auto", "float32", "bfloat16"}, optional
+        With ``inference``, the model's inference form in this precision
+        (BatchNorm folded, weights in the compute dtype;
+        :func:`pcw_keras.models.inference.inference_model`) instead of the
+        float32 copy.
 
     Raises
     ------
@@ -134,15 +139,18 @@ def load_model(path: str | os.PathLike, *, inference: bool = True) -> keras.Mode
     except Exception as error:  # noqa: BLE001  (a corrupt or foreign file: one line, not a config dump)
         reason = str(error).split("\n", 1)[0]
         raise ValueError(f"{path!r} is not a Keras model that loads here: {reason[:300]}") from None
-    return plain_model(model) if inference else model
+    return plain_model(model, precision) if inference else model
 
 
-def plain_model(model: keras.Model) -> keras.Model:
-    """The inference model: a training wrapper's inner model, in float32 (a mixed-precision model's copy)."""
+def plain_model(model: keras.Model, precision: str | None = None) -> keras.Model:
+    """The inference model: a training wrapper's inner model, in float32 (a mixed-precision model's copy),
+    or in its inference form in ``precision`` (:func:`pcw_keras.models.inference.inference_model`)."""
+    from pcw_keras.models.inference import inference_model
     from pcw_keras.models.precision import as_float32
     from pcw_keras.models.wrappers import unwrap
 
-    return as_float32(unwrap(model))
+    inner = unwrap(model)
+    return as_float32(inner) if precision is None else inference_model(inner, precision)
 
 
 class Run:
@@ -185,12 +193,12 @@ class Run:
         """The model file: ``model_file`` if given, else ``best.keras`` or ``last.keras``."""
         return self.model_file or os.path.join(self.path, checkpoint_file(which))
 
-    def model(self, which: str = "best", *, inference: bool = True) -> keras.Model:
+    def model(self, which: str = "best", *, inference: bool = True, precision: str | None = None) -> keras.Model:
         """``best.keras`` or ``last.keras``; see :func:`load_model`."""
         path = self.model_path(which)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path!r} is missing: has the run in {self.path!r} finished an epoch?")
-        return load_model(path, inference=inference)
+        return load_model(path, inference=inference, precision=precision)
 
     def images(self, split: str, limit: int | None = None):
         """A split of the recipe's data (its fallback when the source cannot be downloaded), class-balanced to ``limit``."""
@@ -255,10 +263,10 @@ class ModelFile:
         self.recipe = None
         self._model: keras.Model | None = None
 
-    def model(self, which: str = "best", *, inference: bool = True) -> keras.Model:
+    def model(self, which: str = "best", *, inference: bool = True, precision: str | None = None) -> keras.Model:
         if self._model is None:
-            model = load_model(self.path, inference=inference)
-            self._model = _with_input_size(model, self.input_size)
+            model = _with_input_size(load_model(self.path, inference=inference), self.input_size)
+            self._model = plain_model(model, precision) if inference and precision is not None else model
         return self._model
 
     def images(self, split: str, limit: int | None = None):

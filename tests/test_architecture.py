@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "pcw_keras"
-LEAVES = {"choices", "normalization", "io", "paper"}
+LEAVES = {"choices", "normalization", "io", "paper", "machine"}
 BELOW = {
     # unit: the units it may import (besides the leaves, which import nothing of the package)
-    "choices": set(), "normalization": set(), "io": set(), "paper": set(),
+    "choices": set(), "normalization": set(), "io": set(), "paper": set(), "machine": set(),
     "layers": set(),
     "models": {"layers"},
     "data": {"layers"},

@@ -57,6 +57,7 @@ def _check_reported_scores(run_dir, results):
 
     from canvas_scores import recompute, weighted_cell_mean
     from pcw_keras.data import canvas_dataset
+    from pcw_keras.models.inference import inference_model
     from pcw_keras.runs import Run
 
     recipe = Run(str(run_dir)).recipe
@@ -65,7 +66,8 @@ def _check_reported_scores(run_dir, results):
     passes, seed = recipe["evaluation"]["passes"], recipe["training"]["seed"]
     models = {which: keras.models.load_model(run_dir / f"{which}.keras", compile=False) for which in ("best", "last")}
     for which, model in models.items():
-        again = recompute(model, test_images, grid=3, task="location", passes=passes, seed=seed,
+        # The evaluation runs the model's inference form in the precision results.json records.
+        again = recompute(inference_model(model, results["precision"]), test_images, grid=3, task="location", passes=passes, seed=seed,
                           batch_size=recipe["evaluation"]["batch_size"])
         assert results[f"test_accuracy_{which}"] == pytest.approx(again["accuracy"], abs=1e-12), which
         np.testing.assert_allclose(results[f"per_cell_accuracy_{which}"], again["per_cell_accuracy"], rtol=0, atol=1e-12)

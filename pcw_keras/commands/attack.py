@@ -46,7 +46,8 @@ def parse_region(text: str | None) -> list[int] | None:
 @click.option("--region", metavar="CELLS", help="Canvas cells of a region attack, e.g. 0,1,2: scores them apart from the other cells.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Test images (class-balanced subset).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random channel draws.")
-def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, out, top,
+def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, precision,
+            out, top,
             random_draws, ranking_file, ranking_name, region, limit, seed) -> None:
     """Switch off the top-k ranked channels of MODEL versus k random ones, for each k.
 
@@ -76,7 +77,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
     cells = parse_region(region)
     if cells is not None and resolved.task not in CANVAS_TASKS:
         raise click.UsageError(f"--region needs a canvas task (location or image). Received: task={resolved.task!r}")
-    model = resolved.load_model()
+    model = resolved.load_model(precision)
     try:
         stored = ranking_path(resolved.out, method, layer)
         ranking_file = ranking_file or (stored if os.path.isfile(stored) else None)

@@ -5,15 +5,21 @@ import os
 
 import click
 
-from pcw_keras.choices import FILLS, PREPROCESS
+from pcw_keras.choices import FILLS, INFERENCE_PRECISIONS, PREPROCESS
+from pcw_keras.commands.rank import PRECISION_HELP
 
 RESULT_FILE = "consistency.json"
 CURVE_CSV = "consistency_curve.csv"
 CURVE_PNG = "consistency_curve.png"
 
 
-def _resolve(target: str, which: str, data: str | None, limit: int | None, seed: int, preprocess: str | None):
-    """``(model, its path, test images, label, normalisation)`` from a run, a model file or a ``.tflite`` file."""
+def _resolve(target: str, which: str, data: str | None, limit: int | None, seed: int, preprocess: str | None,
+             precision: str | None):
+    """``(model, its path, test images, label, normalisation)`` from a run, a model file or a ``.tflite`` file.
+
+    A Keras model comes in its inference form in ``precision`` (default ``auto``); an export runs as it was
+    exported, so a ``precision`` for it is refused.
+    """
     from pcw_keras.data import load_split
     from pcw_keras.runs import Run, open_model
 
@@ -23,6 +29,9 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
 
         if not data:
             raise click.UsageError("An exported model needs --data SOURCE (the test split to shift).")
+        if precision is not None:
+            raise click.UsageError(f"An export runs in the precision it was exported in: --precision is for .keras "
+                                   f"models and runs. Received: --precision {precision} for {target!r}")
         classifier = TFLiteClassifier(target) if target.endswith(".tflite") else SavedModelClassifier(target)
         return classifier, target, load_split(data, "test", limit=limit, seed=seed), classifier.name, classifier.normalization
     source = open_model(target, preprocess=preprocess, **{"data.source": data, "data.test_limit": limit})
@@ -32,11 +41,12 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
                 f"{target!r} is a run of the canvas task {source.task!r}; consistency is measured "
                 "on classification runs (task.kind: classification)."
             )
-        return source.model(which), source.model_path(which), source.test_images(), source.recipe.name, source.normalization
+        return (source.model(which, precision=precision or "auto"), source.model_path(which), source.test_images(),
+                source.recipe.name, source.normalization)
     if not data:
         raise click.UsageError("A model file needs --data SOURCE (the test split to shift).")
     name = os.path.splitext(os.path.basename(os.path.normpath(target)))[0]
-    return source.model(), target, load_split(data, "test", limit=limit, seed=seed), name, source.normalization
+    return source.model(precision=precision or "auto"), target, load_split(data, "test", limit=limit, seed=seed), name, source.normalization
 
 
 @click.command("consistency")
@@ -54,9 +64,12 @@ def _resolve(target: str, which: str, data: str | None, limit: int | None, seed:
               help="Largest distance of the consistency-versus-shift curve.")
 @click.option("--fill", type=click.Choice(FILLS), default="zero", show_default=True, help="What enters at the border.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), default=None,
+              help=PRECISION_HELP + " [default: auto; an export runs as exported]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the shifts.")
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Folder for the results (default: the run directory or the model's folder).")
-def command(target, which, data, preprocess, limit, max_shift, passes, curve_max_shift, fill, batch_size, seed, out) -> None:
+def command(target, which, data, preprocess, limit, max_shift, passes, curve_max_shift, fill, batch_size, precision, seed,
+            out) -> None:
     """Shift consistency of MODEL: how often two random shifts of a test image get the same class.
 
     MODEL is a classification run directory, a .keras file, or an export:
@@ -78,7 +91,8 @@ def command(target, which, data, preprocess, limit, max_shift, passes, curve_max
     from pcw_keras.evaluation import consistency, consistency_curve, plot_curves, write_curves_csv
 
     try:
-        model, model_path, test_images, label, normalization = _resolve(target, which, data, limit, seed, preprocess)
+        model, model_path, test_images, label, normalization = _resolve(target, which, data, limit, seed, preprocess,
+                                                                             precision)
         out = out or os.path.dirname(os.path.abspath(model_path))
         os.makedirs(out, exist_ok=True)
         click.echo(f"pcw: consistency of {model_path} on {len(test_images)} test images")

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 import click
 
-from pcw_keras.choices import CANVAS_TASKS, PREPROCESS
+from pcw_keras.choices import CANVAS_TASKS, INFERENCE_PRECISIONS, PREPROCESS
+
+PRECISION_HELP = ("The model's inference form: BatchNorm folded into the convolutions, weights in float32 or bfloat16. "
+                  "auto: bfloat16 where it is faster (a GPU; a CPU with bfloat16 instructions under TensorFlow), "
+                  "else float32.")
 
 METHODS = ("canvas", "mirror")
 TASKS = (*CANVAS_TASKS, "classification", "features")
@@ -27,9 +31,10 @@ class Target:
     def normalization(self):
         return self.source.normalization
 
-    def load_model(self):
+    def load_model(self, precision: str | None = "auto"):
+        """The model in its inference form in ``precision`` (see ``--precision``)."""
         try:
-            return self.source.model(self.which)
+            return self.source.model(self.which, precision=precision or "auto")
         except (ValueError, FileNotFoundError) as error:
             raise click.ClickException(str(error)) from None
 
@@ -94,6 +99,8 @@ COMMON_OPTIONS = [
     click.option("--rank-limit", type=click.IntRange(min=1), default=200, show_default=True,
                  help="Training images used for the ranking (class-balanced subset)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True, help="Inputs per forward pass."),
+    click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), default="auto", show_default=True,
+                 help=PRECISION_HELP),
     click.option("--out", "out", type=click.Path(file_okay=False),
                  help="Output folder (default: RUN_DIR/channels, or MODEL-channels beside a model file)."),
 ]
@@ -113,8 +120,8 @@ def default_method(task: str, method: str | None) -> str:
 @click.argument("target", metavar="MODEL")
 @common_options
 @click.option("--show", type=click.IntRange(min=1), default=10, show_default=True, help="Channels to print and mark in the plot.")
-def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, out,
-            show) -> None:
+def command(target, which, data, preprocess, input_size, task, grid, layer, method, rank_limit, batch_size, precision,
+            out, show) -> None:
     """Rank the channels of MODEL by how much they encode position.
 
     MODEL is a run directory or a .keras file; a
@@ -135,7 +142,7 @@ def command(target, which, data, preprocess, input_size, task, grid, layer, meth
     """
     resolved = resolve_target(target, which, data, task, grid, out, preprocess, input_size)
     method = default_method(resolved.task, method)
-    model = resolved.load_model()
+    model = resolved.load_model(precision)
     try:
         ranking = compute_ranking(resolved, model, method, layer, rank_limit, batch_size)
     except (ValueError, FileNotFoundError) as error:

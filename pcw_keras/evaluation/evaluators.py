@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import keras
 import numpy as np
 
 from pcw_keras.choices import CANVAS_TASKS
-from pcw_keras.data.canvas import FEEDS, CanvasBatches, pass_seeds, place_on_canvas_np
+from pcw_keras.data.canvas import FEEDS, CanvasBatches, pass_seeds
 from pcw_keras.data.imageset import ImageSet
-from pcw_keras.normalization import normalize
+from pcw_keras.layers import CanvasPlacement
 
 EVALUATORS: dict[str, Callable[..., dict]] = {}
 """Evaluator type -> ``evaluator(model, test_images, *, task, evaluation, seed) -> dict``."""
@@ -97,6 +98,14 @@ def evaluate_canvas(
 ) -> dict:
     """Accuracy of ``model``'s argmax over :func:`pcw_keras.data.evaluation_passes`.
 
+    Each pass is one ``predict`` call of a scorer that places the uint8
+    patches on their canvases (:class:`~pcw_keras.layers.CanvasPlacement`),
+    runs the model and takes the argmax on the device, over batches of
+    ``batch_size``: the host sends 32x32 uint8 patches and cell indices and
+    receives one label per canvas, with no round trip per batch
+    (``benchmarks/canvas_evaluation.py`` measures it beside the model's own
+    inference rate).
+
     Parameters
     ----------
     model : keras.Model
@@ -119,6 +128,7 @@ def evaluate_canvas(
     """
     if feed not in FEEDS:
         raise ValueError(f"`feed` must be one of {FEEDS}. Received: feed={feed!r}")
+    scorer = _placement_scorer(model, grid, imageset.images.shape[1:], feed)
     cells_total = grid * grid
     hits = np.zeros(cells_total)
     seen = np.zeros(cells_total)
@@ -126,15 +136,15 @@ def evaluate_canvas(
     for pass_seed in pass_seeds(grid, passes, seed):
         batches = CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=False,
                                 seed=pass_seed, flip=False, feed="patches")
-        correct = 0
-        for (patches, cells), labels in batches:
-            inputs = (patches, cells) if feed == "patches" else place_on_canvas_np(normalize(patches), cells, grid)
-            predicted = np.argmax(np.asarray(model.predict_on_batch(inputs)), axis=-1)
-            right = predicted == labels
-            correct += int(right.sum())
-            hits += np.bincount(cells, weights=right, minlength=cells_total)
-            seen += np.bincount(cells, minlength=cells_total)
-        per_pass.append(correct / len(imageset))
+        drawn = [batches[index] for index in range(len(batches))]
+        patches = np.concatenate([batch_patches for (batch_patches, _), _ in drawn])
+        cells = np.concatenate([batch_cells for (_, batch_cells), _ in drawn])
+        labels = np.concatenate([batch_labels for _, batch_labels in drawn])
+        predicted = np.asarray(scorer.predict((patches, cells), batch_size=batch_size, verbose=0))
+        right = predicted == labels
+        hits += np.bincount(cells, weights=right, minlength=cells_total)
+        seen += np.bincount(cells, minlength=cells_total)
+        per_pass.append(int(right.sum()) / len(imageset))
     with np.errstate(invalid="ignore", divide="ignore"):
         per_cell = hits / seen
     return {
@@ -142,3 +152,14 @@ def evaluate_canvas(
         "accuracy_per_pass": [float(a) for a in per_pass],
         "per_cell_accuracy": [float(a) for a in per_cell],
     }
+
+
+def _placement_scorer(model, grid: int, patch_shape: tuple, feed: str) -> keras.Model:
+    """``(uint8 patches, cells) -> predicted label``: canvas placement, ``model`` and argmax in one graph."""
+    patches = keras.Input(tuple(patch_shape), dtype="uint8", name="patches")
+    cells = keras.Input((), dtype="int32", name="cells")
+    if feed == "patches":
+        scores = model((patches, cells), training=False)
+    else:
+        scores = model(CanvasPlacement(grid, dtype="float32", name="placement")((patches, cells)), training=False)
+    return keras.Model((patches, cells), keras.ops.argmax(scores, axis=-1), name=f"{model.name}_scorer")

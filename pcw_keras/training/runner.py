@@ -28,6 +28,7 @@ from pcw_keras.runs import (
     best_epoch,
     checkpoint_file,
     completed_epochs,
+    load_model,
 )
 from pcw_keras.training.callbacks import SyncDataEpoch, resume_callbacks
 from pcw_keras.training.callbacks.metrics_log import progress_verbosity
@@ -202,27 +203,33 @@ def evaluate_run(
     recipe: Recipe | None = None,
     test_images=None,
     extra: dict | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Evaluates ``best.keras`` and ``last.keras`` of a run on its test split; writes ``results.json``.
 
     The test score is the paper's: the mean accuracy over ``grid * grid``
     random placements of the test split. The paper picks its best epoch on the
     test split; here the best epoch is chosen on the validation split, and the
-    final epoch is reported too.
+    final epoch is reported too. The models run in their inference form in
+    ``precision`` (:func:`pcw_keras.models.inference.inference_model`; ``auto``
+    is bfloat16 where it is the faster one), which ``results.json`` records.
     """
+    from pcw_keras.models.inference import resolve_precision
+
+    precision = resolve_precision(precision)
     run_dir = os.fspath(run_dir)
     recipe = recipe or Run(run_dir).recipe
     test_images = recipe.load_images("test") if test_images is None else test_images
     epochs = completed_epochs(run_dir)
     best = best_epoch(run_dir)
     results = {"recipe": recipe.name, "task": recipe["task"], "test_images": len(test_images),
-               "epochs": epochs, "best_epoch": best}
+               "epochs": epochs, "best_epoch": best, "precision": precision}
     for which in ("best", "last"):
         path = os.path.join(run_dir, checkpoint_file(which))
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path!r} is missing: has the run in {run_dir!r} finished an epoch?")
         if which == "best" or best != epochs - 1:  # when the last epoch is the best, its scores are best's
-            scores = evaluate(keras.models.load_model(path), test_images, task=recipe["task"],
+            scores = evaluate(load_model(path, precision=precision), test_images, task=recipe["task"],
                               evaluation=recipe["evaluation"], seed=recipe["training"]["seed"])
         results[f"test_accuracy_{which}"] = scores["accuracy"]
         for key in ("per_cell_accuracy", "consistency"):  # canvas tasks / classification

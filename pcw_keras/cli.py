@@ -73,15 +73,7 @@ def list_recipes_command() -> None:
 
 
 def _overrides(data, epochs, batch_size, seed, sets) -> dict:
-    from pcw_keras.recipes import parse_override
-
-    overrides = {}
-    for text in sets:
-        try:
-            key, value = parse_override(text)
-        except ValueError as error:
-            raise click.BadParameter(str(error), param_hint="--set") from None
-        overrides[key] = value
+    overrides = commands.parse_sets(sets)
     for key, value in (("data.source", data), ("training.epochs", epochs), ("training.batch_size", batch_size), ("training.seed", seed)):
         if value is not None:
             overrides[key] = value

@@ -78,7 +78,8 @@ SCALES: dict[str, Scale] = {
 are ``pcw demo``'s default and ``--quick`` plans (``pcw demo --full`` is ``paper``)."""
 
 
-def shrink(name: str, scale: Scale, *, seed: int, sources: Mapping[str, str] | None = None) -> recipes.Recipe:
+def shrink(name: str, scale: Scale, *, seed: int, sources: Mapping[str, str] | None = None,
+           overrides: Mapping[str, object] | None = None) -> recipes.Recipe:
     """The shipped recipe ``name`` at ``scale``, trained with ``seed``.
 
     Parameters
@@ -92,11 +93,14 @@ def shrink(name: str, scale: Scale, *, seed: int, sources: Mapping[str, str] | N
     sources : mapping, optional
         A recipe source (``cifar10``, ``cifar100``) to the source to use
         instead; it takes precedence over the scale's ``cifar10``.
+    overrides : mapping, optional
+        Recipe fields (``section.field: value``) set last, over the scale's
+        (e.g. ``training.precision``).
     """
     base = recipes.load(name)
     source = base["data"]["source"]
-    overrides = {**scale.overrides(base["task"]["kind"]), "training.seed": seed}
+    fields = {**scale.overrides(base["task"]["kind"]), "training.seed": seed}
     replacement = (sources or {}).get(source) or (scale.cifar10 if source == "cifar10" else None)
     if replacement:
-        overrides["data.source"] = replacement
-    return recipes.load(name, **overrides)
+        fields["data.source"] = replacement
+    return recipes.load(name, **{**fields, **(overrides or {})})

@@ -88,9 +88,12 @@ def test_report_puts_mean_and_std_over_seeds_beside_the_paper(tmp_path):
 def test_reproduce_runs_cells_then_skips_them_when_rerun(tmp_path, tiny_npz):
     args = ["reproduce", "channels", "--scale", "demo", "--cells", "location-3x3-gapnet", "--data", tiny_npz,
             "--out", str(tmp_path)]
-    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    estimate = ["--device", "h100-sxm", "--step-overhead-ms", "6"]  # FLOPs at a named device: nothing measured
+    first = CliRunner().invoke(main, args + estimate, catch_exceptions=False)
     assert first.exit_code == 0, first.output
-    assert "estimate for this machine" in first.output and "| location-3x3-gapnet | accuracy | 100.0 |" in first.output
+    assert "NVIDIA H100 SXM (bfloat16 peak" not in first.output  # the recipe computes in float32
+    assert "NVIDIA H100 SXM (float32 peak; the share 0.1 assumed)" in first.output and "6.0 ms per step" in first.output
+    assert "| location-3x3-gapnet | accuracy | 100.0 |" in first.output
     run = tmp_path / "channels" / "location-3x3-gapnet" / "seed-0"
     assert (run / "results.json").is_file() and (tmp_path / "channels" / "results.png").is_file()
     stamp = (run / "results.json").stat().st_mtime_ns
@@ -104,3 +107,41 @@ def test_bad_seeds_and_cells_are_named(tmp_path):
     assert result.exit_code != 0 and "0,x" in result.output
     result = CliRunner().invoke(main, ["reproduce", "channels", "--cells", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "nope" in result.output
+
+
+def test_a_named_device_sets_the_rate_from_its_peak_and_the_assumed_share():
+    speed = reproduce.device_speed("h100-sxm", "bfloat16", overhead=0.006)
+    assert speed.rate == pytest.approx(0.1 * 989.4e12) and speed.fraction == pytest.approx(0.1)
+    assert speed.seconds(flops=98.94e12, steps=1000) == pytest.approx(6.0 + 1.0)
+    assert reproduce.device_speed("500", "float32", 0.0, fraction=0.5).rate == pytest.approx(250e12)
+    with pytest.raises(ValueError, match="Unknown device 'tpu9'.*h100-sxm"):
+        reproduce.device_speed("tpu9", "bfloat16", 0.0)
+    with pytest.raises(ValueError, match="fraction=1.5"):
+        reproduce.device_speed("a100", "bfloat16", 0.0, fraction=1.5)
+    with pytest.raises(ValueError, match="needs a named device"):
+        reproduce.estimator(fraction=0.2)
+
+
+def test_the_time_budget_stops_before_an_epoch_that_would_not_end_in_time(monkeypatch):
+    clock = iter([100.0, 110.0, 120.0])
+    monkeypatch.setattr(reproduce.time, "perf_counter", lambda: next(clock))
+    budget = reproduce.TimeBudget(deadline=135.0)
+    budget.on_epoch_begin(0)  # the first epoch always starts
+    budget.on_epoch_begin(1)  # 110 + 2 x 10 s (an epoch and the evaluation) <= 135
+    with pytest.raises(reproduce.BudgetSpent, match="stopped before epoch 3"):
+        budget.on_epoch_begin(2)  # 120 + 2 x 10 s > 135
+
+
+def test_fields_set_on_the_command_line_reach_every_cell_and_the_report(tmp_path):
+    _fake_run(str(tmp_path), "channels", "image-3x3-gapnet", 0, 0.5, 0.1)
+    args = ["reproduce", "channels", "--cells", "image-3x3-gapnet", "--out", str(tmp_path), "--report-only",
+            "--set", "training.precision=mixed_bfloat16"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "recipe fields set: training.precision=mixed_bfloat16" in result.output
+    assert "| image-3x3-gapnet | accuracy | 82.6 | 50.0 ± 0.0 | 1/1 |" in result.output
+    cell = reproduce.table_cells("channels", ["image-3x3-gapnet"])[0]
+    recipe = reproduce.cell_recipe(cell, "paper", 0, overrides={"training.precision": "mixed_bfloat16"})
+    assert (recipe["training"]["precision"], recipe["model"]["width"]) == ("mixed_bfloat16", 1.0)
+    bad = CliRunner().invoke(main, ["reproduce", "channels", "--set", "width", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "section.field=value" in bad.output

@@ -18,3 +18,17 @@ def register(group: click.Group) -> None:
         command = getattr(importlib.import_module(f"{__name__}.{module.name}"), "command", None)
         if isinstance(command, click.Command):
             group.add_command(command)
+
+
+def parse_sets(sets: tuple[str, ...]) -> dict[str, object]:
+    """``--set section.field=value`` options as recipe overrides (values read as YAML); a bad one is named."""
+    from pcw_keras.recipes import parse_override
+
+    overrides = {}
+    for text in sets:
+        try:
+            key, value = parse_override(text)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--set") from None
+        overrides[key] = value
+    return overrides

@@ -80,6 +80,7 @@ class _ProgressBar(keras.callbacks.Callback):
         self.step_seconds: list[float] = []
         self.overheads: list[float] = []
         self._last_step_end = 0.0
+        self._epoch_steps = 0  # steps of the current epoch counted so far
         self._pending = ""  # printed text not yet ended by a newline
 
     def start_model(self, label: str) -> None:
@@ -94,14 +95,18 @@ class _ProgressBar(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last_step_end = time.perf_counter()
+        self._epoch_steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        # From the previous step's end: includes waiting for the input pipeline.
+        # Called once per `steps_per_execution` steps; `batch` is the last one's index (counted past the epoch's end
+        # by a short last call). Timed from the previous call's end: includes waiting for the input pipeline.
+        epoch_steps = min(batch + 1, (self.params or {}).get("steps") or batch + 1)
+        steps, self._epoch_steps = epoch_steps - self._epoch_steps, epoch_steps
         now = time.perf_counter()
-        self.step_seconds.append(now - self._last_step_end)
+        self.step_seconds.append((now - self._last_step_end) / steps)
         self._last_step_end = now
-        self.done += 1
-        self._model_steps += 1
+        self.done += steps
+        self._model_steps += steps
         self._render()
 
     def seconds_per_step(self) -> float | None:

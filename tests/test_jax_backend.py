@@ -144,6 +144,7 @@ def test_pcw_train_writes_a_run_and_resumes_it_exactly_after_sigkill(tmp_path, t
     from pcw_keras.runs import Run
 
     recipe = Run(str(killed)).recipe
+    assert recipe.steps_per_execution() > 1  # the default, fast loop: several steps per call, no batch hooks
     again = recompute(keras.models.load_model(killed / "best.keras", compile=False), recipe.load_images("test"), grid=3,
                       task="location", passes=recipe["evaluation"]["passes"], seed=recipe["training"]["seed"],
                       batch_size=recipe["evaluation"]["batch_size"])

@@ -82,6 +82,9 @@ def test_parse_override_reads_yaml_values():
         ({"model.name": "resnet19"}, r"`model.name` must be one of"),
         ({"model.padding": "mirror"}, r"`model.padding`.*'mirror'"),
         ({"training.jit_compile": "sometimes"}, r"`training.jit_compile`"),
+        ({"training.steps_per_execution": 0}, r"`training.steps_per_execution` must be a positive integer or 'auto'.*=0"),
+        ({"training.steps_per_execution": "often"}, r"`training.steps_per_execution`.*'often'"),
+        ({"training.steps_per_execution": True}, r"`training.steps_per_execution` must be str or int.*True"),
         ({"data.flip": "yes"}, r"`data.flip` must be bool"),
     ],
 )
@@ -114,6 +117,14 @@ def test_jit_auto_is_on_only_with_a_gpu():
     assert recipes.load("location-3x3-gapnet", **{"model.width": 0.125}).jit_compile() is on_gpu
     assert recipes.load("location-3x3-gapnet", **{"training.jit_compile": False}).jit_compile() is False
     assert recipes.load("location-3x3-gapnet", **{"training.jit_compile": True}).jit_compile() is True
+
+
+def test_steps_per_execution_auto_resolves_to_the_measured_default_and_reaches_compile():
+    from pcw_keras.recipes.recipe import AUTO_STEPS_PER_EXECUTION
+
+    assert recipes.load("location-3x3-gapnet").steps_per_execution() == AUTO_STEPS_PER_EXECUTION > 1
+    recipe = recipes.load("location-3x3-gapnet", **{"training.steps_per_execution": 3, "model.width": 0.0625})
+    assert recipe.steps_per_execution() == 3 and recipe.build_model(num_classes=9).steps_per_execution == 3
 
 
 def test_datasets_feed_model_fit(tiny_npz):

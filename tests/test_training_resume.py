@@ -149,6 +149,24 @@ def test_resume_callbacks_order_and_paths(tmp_path):
     assert len(resume_callbacks(tmp_path, monitor=None, tensorboard=False)) == 4
 
 
+def test_resume_callbacks_have_no_batch_hooks(tmp_path):
+    """Keras waits for a step's result to call a batch hook; the run directory's callbacks work per epoch."""
+    for callback in resume_callbacks(tmp_path):  # TensorBoard's included where it is installed
+        for hook in ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"):
+            assert getattr(type(callback), hook) is getattr(keras.callbacks.Callback, hook), (type(callback).__name__, hook)
+
+
+def test_a_run_stored_with_another_steps_per_execution_is_the_same_recipe(tmp_path):
+    from pcw_keras import recipes
+    from pcw_keras.training.runner import _stored_epochs
+
+    stored = recipes.load("location-3x3-gapnet", **{"training.steps_per_execution": 1, "training.epochs": 2})
+    (tmp_path / "recipe.yaml").write_text(stored.to_yaml())
+    assert _stored_epochs(str(tmp_path), recipes.load("location-3x3-gapnet")) == 2
+    with pytest.raises(ValueError, match="different recipe"):
+        _stored_epochs(str(tmp_path), recipes.load("location-3x3-gapnet", **{"training.seed": 1}))
+
+
 def test_argument_errors(tmp_path):
     with pytest.raises(ValueError, match="Received: mode='up'"):
         resume_callbacks(tmp_path, mode="up")
@@ -204,9 +222,13 @@ def test_pcw_train_killed_three_times_inside_writes_and_mid_epoch_ends_as_an_uni
 
     Kills: inside the write of last.keras after epoch 0; inside the backup's
     commit (state.json) after epoch 1; at a random training batch of the
-    epoch after (seeded). Then a clean rerun finishes.
+    epoch after (seeded). Then a clean rerun finishes. The runs use the
+    recipe's default loop: several steps per call of the compiled step
+    (``training.steps_per_execution: auto``) and no batch hooks.
     """
     import random
+
+    from pcw_keras.runs import Run
 
     whole = tmp_path / "whole"
     assert _pcw(whole, "none").returncode == 0
@@ -217,6 +239,7 @@ def test_pcw_train_killed_three_times_inside_writes_and_mid_epoch_ends_as_an_uni
         assert result.returncode == -signal.SIGKILL, (when, result.stdout[-2000:], result.stderr[-2000:])
     result = _pcw(killed, "none")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert Run(str(killed)).recipe.steps_per_execution() > 1  # the fast loop
 
     expected, got = _rows(whole / "metrics.csv"), _rows(killed / "metrics.csv")
     assert [row["epoch"] for row in got] == ["0", "1", "2"]

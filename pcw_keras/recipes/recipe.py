@@ -13,6 +13,8 @@ from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.recipes.schema import SCHEMA, defaults, validate
 
 IMAGE_SIDE = 32  # CIFAR images: a canvas cell, or the classification input
+AUTO_STEPS_PER_EXECUTION = 32
+"""``training.steps_per_execution: auto``: measured in ``docs/benchmarks.md`` (host time per training step)."""
 
 
 def _gpu_visible() -> bool:
@@ -191,6 +193,19 @@ class Recipe:
             return keras.backend.backend() == "jax" or _gpu_visible()
         return jit
 
+    def steps_per_execution(self) -> int:
+        """The resolved ``training.steps_per_execution``. ``auto``: :data:`AUTO_STEPS_PER_EXECUTION`.
+
+        Keras runs its callbacks once per call of the compiled step, and its
+        JAX trainer reattaches the state to the model after each call: per
+        step, that is host time the device waits for (measured by
+        ``benchmarks/host_overhead.py``, ``docs/benchmarks.md``). The steps
+        themselves are the same for every value, and so are the weights and
+        metrics of a run.
+        """
+        steps = self.config["training"]["steps_per_execution"]
+        return AUTO_STEPS_PER_EXECUTION if steps == "auto" else steps
+
     # --- building -----------------------------------------------------------------------------------
 
     def datasets(self) -> Datasets:
@@ -296,7 +311,7 @@ class Recipe:
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                 jit_compile=self.jit_compile(),
-                steps_per_execution=training["steps_per_execution"],
+                steps_per_execution=self.steps_per_execution(),
             )
         return model
 

@@ -96,7 +96,10 @@ SCHEMA: dict[str, Any] = {
         "batch_size": Field(48, INT, low=1),
         "seed": Field(0, INT, low=0),
         "jit_compile": Field("auto", (str, bool), help="true, false or auto (XLA where a GPU is visible; on CPUs it was measured slower)."),
-        "steps_per_execution": Field(1, INT, low=1),
+        "steps_per_execution": Field("auto", (str, int),
+                                     help="Training steps per call of the compiled step (Keras' callbacks run once per call): "
+                                          "a positive integer or auto (docs/benchmarks.md); the steps, and so the run, "
+                                          "are the same for every value."),
         "precision": Field("float32", STR, choices=("float32", "mixed_bfloat16", "mixed_float16"),
                            help="Keras dtype policy: mixed_* compute in 16 bits with float32 weights "
                                 "(faster on CPUs and GPUs with 16-bit units: docs/benchmarks.md; the paper's runs are float32)."),
@@ -148,3 +151,7 @@ def _check_cross_fields(recipe: dict) -> None:
     jit = recipe["training"]["jit_compile"]
     if jit not in ("auto", True, False):
         raise ValueError(f"Recipe field `training.jit_compile` must be true, false or 'auto'. Received: training.jit_compile={jit!r}")
+    steps = recipe["training"]["steps_per_execution"]
+    if steps != "auto" and (isinstance(steps, str) or steps < 1):
+        raise ValueError("Recipe field `training.steps_per_execution` must be a positive integer or 'auto'. "
+                         f"Received: training.steps_per_execution={steps!r}")

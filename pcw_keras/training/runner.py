@@ -41,7 +41,8 @@ def _stored_epochs(run_dir: str, recipe: Recipe) -> int | None:
     Raises
     ------
     ValueError
-        The run directory holds another recipe (anything but the epoch count differs).
+        The run directory holds another recipe (anything but the epoch count
+        and ``training.steps_per_execution``, which trains the same steps, differs).
     """
     path = os.path.join(run_dir, RECIPE_FILE)
     if not os.path.exists(path):
@@ -49,8 +50,8 @@ def _stored_epochs(run_dir: str, recipe: Recipe) -> int | None:
     from pcw_keras.recipes import load
 
     existing = load(path)
-    same_but_epochs = dict(existing.config, training={**existing["training"], "epochs": recipe.epochs})
-    if same_but_epochs != recipe.config:
+    may_differ = {key: recipe["training"][key] for key in ("epochs", "steps_per_execution")}
+    if dict(existing.config, training={**existing["training"], **may_differ}) != recipe.config:
         raise ValueError(
             f"Run directory {run_dir!r} holds a run of a different recipe (see its {RECIPE_FILE}). "
             "Use a new --out, or --force to train it again from scratch."

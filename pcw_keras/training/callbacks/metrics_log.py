@@ -116,9 +116,26 @@ class _CsvText:
 
 
 class ChiefTensorBoard(keras.callbacks.TensorBoard):
-    """``TensorBoard`` whose non-chief workers log to a private temporary directory."""
+    """``TensorBoard`` that logs per epoch, and whose non-chief workers log to a private temporary directory.
+
+    It has no batch hooks: Keras waits for every step's result to call one
+    (and TensorBoard's, at its default ``update_freq="epoch"``, only write the
+    training graph once, which this callback does at the first epoch's end).
+    """
 
     _scratch: str | None = None
+
+    on_train_batch_begin = keras.callbacks.Callback.on_train_batch_begin
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
+    def __init__(self, log_dir: str):
+        super().__init__(log_dir=log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._should_write_train_graph:
+            self._write_keras_model_train_graph()
+            self._should_write_train_graph = False
+        super().on_epoch_end(epoch, logs)
 
     def set_model(self, model):
         if not model_is_chief(model):

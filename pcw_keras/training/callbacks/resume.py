@@ -162,8 +162,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             if not old.name.startswith(stem):
                 old.unlink()
 
-    def on_train_batch_end(self, batch, logs=None):
-        pass
+    # No batch hook (BackupAndRestore's saves mid-epoch): any callback with one makes Keras wait for every step.
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
 
     def on_train_end(self, logs=None):
         self.model._initial_epoch = None

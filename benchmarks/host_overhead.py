@@ -1,0 +1,336 @@
+"""Host time per training step: ``pcw train`` against plain ``model.fit`` and a jitted step; prints one JSON object.
+
+At a width whose device work is small on an accelerator (by default
+GAPNet ResNet-18 at width 1/32, the 3x3 location task, batch 48, 1,800
+training images of ``cifar10-mini``), what a training step costs beyond the
+device work is the host's: Python in the fit loop, callbacks that wait for
+the device, the data feed. Per backend, in a child process of its own
+(Keras picks its backend once, at import), it measures milliseconds per
+training step of
+
+- ``pcw_train``: :func:`pcw_keras.training.runner.train` (what ``pcw
+  train`` runs after parsing its arguments), with its callbacks, run
+  directory and progress lines;
+- ``model_fit``: plain ``model.fit`` on the same recipe's model and data,
+  with Keras' defaults (``steps_per_execution=1``, no callbacks,
+  ``verbose=0``);
+- ``jitted_step``: the same model's forward pass, backward pass and
+  optimizer update as one compiled function (JAX: ``jax.jit`` of
+  ``stateless_call``, ``value_and_grad`` and ``stateless_apply``;
+  TensorFlow: ``tf.function(jit_compile=False)`` of a ``GradientTape`` step,
+  ``jit_compile`` as the recipe resolves it on this machine), called in a
+  loop on one batch already on the device.
+
+The fit figures time the training steps only: from each epoch's start to
+the start of its validation (``on_test_begin``), the device waited for at
+both ends, over the epoch's steps. Before each epoch's clock starts, a loop
+of ``--steps`` jitted steps runs, so that every epoch has a jitted figure
+measured in the same seconds of a shared machine: ``over_jit_ms`` is the
+median over epochs of the epoch's figure less its jitted loop's, the host
+time per step that the loop does not hide. The first epoch (compilation) is
+left out; every figure is a median over the others. ``cpu_*`` figures are
+the same in CPU time of the whole process (all threads, ``process_time``):
+the host's work per step where host and device share the CPU's cores.
+
+Usage (one Python per backend: the JAX venv has no TensorFlow)::
+
+    flock -x /work/cpu.lock python benchmarks/host_overhead.py \
+        --python tensorflow=/work/venv/bin/python jax=/work/venv-jax/bin/python \
+        --out docs/bench/host_overhead_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def cpu_model() -> str:
+    """``lscpu``'s "Model name" (the processor's name), or the platform's where lscpu is missing."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        import platform
+
+        return platform.processor() or platform.machine()
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name":
+            return value.strip()
+    raise ValueError(f"lscpu names no 'Model name'. Received: {out[:500]!r}")
+
+
+def _recipe(args: argparse.Namespace, **overrides):
+    from pcw_keras import recipes
+
+    fields = {"data.source": args.data, "task.grid": args.grid, "model.width": args.width,
+              "training.batch_size": args.batch_size, "training.epochs": args.epochs, "data.limit": args.limit,
+              "data.test_limit": args.test_limit, "evaluation.passes": 1}
+    for text in args.set:
+        key, value = recipes.parse_override(text)
+        fields[key] = value
+    return recipes.load(args.recipe, **{**fields, **overrides})
+
+
+def _jax_step(model):
+    """``(step, to_device, wait)``: ``step(x, y)`` trains ``model`` one step, compiled by ``jax.jit``, and returns the loss."""
+    import jax
+
+    def loss_and_state(trainable, non_trainable, x, y):
+        y_pred, non_trainable = model.stateless_call(trainable, non_trainable, x, training=True)
+        return model.loss(y, y_pred), non_trainable
+
+    gradient = jax.value_and_grad(loss_and_state, has_aux=True)
+
+    @functools.partial(jax.jit, donate_argnums=0)  # the state's buffers reused in place, as Keras' trainer does
+    def step(state, x, y):
+        trainable, non_trainable, optimizer = state
+        (loss, non_trainable), grads = gradient(trainable, non_trainable, x, y)
+        trainable, optimizer = model.optimizer.stateless_apply(optimizer, grads, trainable)
+        return (trainable, non_trainable, optimizer), loss
+
+    state = {"state": ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+                       [v.value for v in model.optimizer.variables])}
+
+    def run(x, y):
+        state["state"], loss = step(state["state"], x, y)
+        return loss
+
+    return run, jax.device_put, lambda value: value.block_until_ready()
+
+
+def _tensorflow_step(model, jit_compile: bool):
+    """``(step, to_device, wait)``: ``step(x, y)`` trains ``model`` one step in a ``tf.function`` and returns the loss."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=jit_compile)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = model.loss(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step, lambda batch: tf.nest.map_structure(tf.constant, batch), lambda value: value.numpy()
+
+
+class JittedLoop:
+    """Times loops of a compiled training step (:func:`_jax_step`, :func:`_tensorflow_step`) on one device batch."""
+
+    def __init__(self, args: argparse.Namespace):
+        import keras
+
+        recipe = _recipe(args)
+        keras.utils.set_random_seed(recipe["training"]["seed"])
+        data = recipe.datasets()
+        model = recipe.build_model(class_names=data.train_images.class_names)
+        x, y = data.train[0]
+        model(x, training=False)
+        model.optimizer.build(model.trainable_variables)
+        if keras.backend.backend() == "jax":
+            self.jit_compile = True
+            self._run, to_device, self._wait = _jax_step(model)
+        else:
+            self.jit_compile = recipe.jit_compile()
+            self._run, to_device, self._wait = _tensorflow_step(model, self.jit_compile)
+        self._x, self._y = to_device(x), to_device(y)
+        self.steps = args.steps
+        for _ in range(3):  # compile and warm up
+            self._wait(self._run(self._x, self._y))
+
+    def ms_per_step(self) -> tuple[float, float]:
+        """Wall and CPU (all threads) milliseconds per step of one loop of ``steps`` steps, the device waited for."""
+        began, cpu = time.perf_counter(), time.process_time()
+        for _ in range(self.steps):
+            loss = self._run(self._x, self._y)
+        self._wait(loss)
+        return 1000 * (time.perf_counter() - began) / self.steps, 1000 * (time.process_time() - cpu) / self.steps
+
+
+def _paired_timer(jitted: JittedLoop, steps: int):
+    """A callback that times each epoch's training steps, right after a loop of the jitted step.
+
+    The training steps run from ``on_epoch_begin`` to ``on_test_begin`` (the
+    start of validation), the device waited for at both ends; the jitted loop
+    runs in ``on_epoch_begin`` before the clock starts, so that each epoch has
+    a jitted figure measured in the same minute.
+    """
+    import keras
+
+    class PairedStepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.fit: list[tuple[float, float]] = []  # (wall, CPU) ms per step of each epoch
+            self.jitted: list[tuple[float, float]] = []
+            self._began: tuple[float, float] | None = None
+
+        def _wait(self) -> None:
+            keras.ops.convert_to_numpy(self.model.trainable_variables[0])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._wait()
+            self.jitted.append(jitted.ms_per_step())
+            self._began = time.perf_counter(), time.process_time()
+
+        def on_test_begin(self, logs=None):
+            if self._began is None:  # an evaluation outside fit's epochs
+                return
+            self._wait()
+            wall, cpu = self._began
+            self.fit.append((1000 * (time.perf_counter() - wall) / steps, 1000 * (time.process_time() - cpu) / steps))
+            self._began = None
+
+        def summary(self) -> dict:
+            """Medians over the epochs after the first (which compiles), and every epoch's figures."""
+            if len(self.fit) < 2:
+                raise ValueError(f"Need two epochs or more to leave out the compiling one. Received: {len(self.fit)}")
+            fit, jit = self.fit[1:], self.jitted[1:]
+
+            def median(values) -> float:
+                return round(statistics.median(values), 3)
+
+            return {"ms_per_step": median(f[0] for f in fit), "jitted_ms_per_step": median(j[0] for j in jit),
+                    "over_jit_ms": median(f[0] - j[0] for f, j in zip(fit, jit)),
+                    "cpu_ms_per_step": median(f[1] for f in fit), "jitted_cpu_ms_per_step": median(j[1] for j in jit),
+                    "cpu_over_jit_ms": median(f[1] - j[1] for f, j in zip(fit, jit)),
+                    "ms_per_step_epochs": [round(f[0], 3) for f in self.fit],
+                    "jitted_ms_per_step_epochs": [round(j[0], 3) for j in self.jitted],
+                    "cpu_ms_per_step_epochs": [round(f[1], 3) for f in self.fit],
+                    "jitted_cpu_ms_per_step_epochs": [round(j[1], 3) for j in self.jitted]}
+
+    return PairedStepTimer()
+
+
+def time_pcw_train(args: argparse.Namespace, jitted: JittedLoop) -> dict:
+    """``runner.train`` of the recipe into a temporary run directory, its training steps timed."""
+    from pcw_keras.training import runner
+
+    recipe = _recipe(args)
+    recipe.datasets()  # sizes the epoch for the timer (train() loads the data again)
+    timer = _paired_timer(jitted, recipe.steps_per_epoch)
+    with tempfile.TemporaryDirectory() as run_dir:
+        runner.train(recipe, run_dir, verbose="auto", extra_callbacks=[timer])
+    return {**timer.summary(), "steps_per_epoch": recipe.steps_per_epoch,
+            "steps_per_execution": recipe.steps_per_execution()}
+
+
+def time_model_fit(args: argparse.Namespace, jitted: JittedLoop) -> dict:
+    """Plain ``model.fit`` (Keras' defaults, no callbacks but the timer) on the recipe's model and data."""
+    import keras
+
+    recipe = _recipe(args, **{"training.steps_per_execution": 1})
+    keras.utils.set_random_seed(recipe["training"]["seed"])
+    data = recipe.datasets()
+    model = recipe.build_model(class_names=data.train_images.class_names)
+    timer = _paired_timer(jitted, len(data.train))
+    model.fit(data.train, validation_data=data.validation, epochs=recipe.epochs, callbacks=[timer], verbose=0,
+              shuffle=False)
+    return {**timer.summary(), "steps_per_epoch": len(data.train), "steps_per_execution": 1}
+
+
+def run_here(args: argparse.Namespace) -> dict:
+    """The three figures on this process' backend."""
+    import keras
+
+    began = time.perf_counter()
+    jitted = JittedLoop(args)
+    fit = time_model_fit(args, jitted)
+    pcw_train = time_pcw_train(args, jitted)
+    loops = [*fit["jitted_ms_per_step_epochs"][1:], *pcw_train["jitted_ms_per_step_epochs"][1:]]
+    return {
+        "backend": keras.backend.backend(), "keras": keras.__version__,
+        "backend_version": _backend_version(keras.backend.backend()),
+        "pcw_train": pcw_train, "model_fit": fit,
+        "jitted_step": {"ms_per_step": round(statistics.median(loops), 3), "loops": len(loops), "steps_per_loop": args.steps,
+                        "jit_compile": jitted.jit_compile},
+        "pcw_train_over_jit_ms": pcw_train["over_jit_ms"], "model_fit_over_jit_ms": fit["over_jit_ms"],
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+
+
+def _backend_version(backend: str) -> str:
+    module = __import__(backend)
+    return module.__version__
+
+
+def _child_argv(python: str, args: argparse.Namespace) -> list[str]:
+    argv = [python, os.path.abspath(__file__), "--here", "--recipe", args.recipe, "--data", args.data,
+            "--grid", str(args.grid), "--width", str(args.width), "--batch-size", str(args.batch_size),
+            "--epochs", str(args.epochs), "--limit", str(args.limit), "--test-limit", str(args.test_limit),
+            "--steps", str(args.steps)]
+    for text in args.set:
+        argv += ["--set", text]
+    return argv
+
+
+def run_backend(backend: str, python: str, args: argparse.Namespace) -> dict:
+    """One child process on ``backend``; its JSON, with the load average before it."""
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    print(f"[{time.strftime('%H:%M:%S')}] {backend} ({python})", file=sys.stderr, flush=True)
+    load = [round(value, 2) for value in os.getloadavg()]
+    result = subprocess.run(_child_argv(python, args), env=env, stdout=subprocess.PIPE, text=True, check=True)
+    report = json.loads(result.stdout.strip().splitlines()[-1])  # the last line; pcw train prints before it
+    return {**report, "python": python, "load_before": load}
+
+
+def _pythons(pairs: list[str]) -> dict[str, str]:
+    """``BACKEND=PATH`` pairs as a dict; every backend not named runs on this interpreter."""
+    pythons = dict.fromkeys(BACKENDS, sys.executable)
+    for pair in pairs:
+        backend, _, path = pair.partition("=")
+        if backend not in BACKENDS or not path:
+            raise ValueError(f"--python takes BACKEND=PATH with BACKEND in {BACKENDS}. Received: --python {pair!r}")
+        pythons[backend] = path
+    return pythons
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--python", nargs="+", default=[], metavar="BACKEND=PATH",
+                        help="The Python that runs a backend (default: this one), e.g. jax=/work/venv-jax/bin/python.")
+    parser.add_argument("--recipe", default="location-3x3-gapnet")
+    parser.add_argument("--data", default="cifar10-mini")
+    parser.add_argument("--grid", type=int, default=3)
+    parser.add_argument("--width", type=float, default=1 / 32)
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--epochs", type=int, default=6, help="Fit epochs; the first (compiling) is left out.")
+    parser.add_argument("--limit", type=int, default=2000, help="Training images, validation split included.")
+    parser.add_argument("--test-limit", type=int, default=100, help="Test images of pcw train's final evaluation.")
+    parser.add_argument("--steps", type=int, default=30, help="Steps of each loop of the jitted step (one per epoch).")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="A recipe override, as pcw train's.")
+    parser.add_argument("--out", help="Also write the JSON here.")
+    parser.add_argument("--here", action="store_true", help="Measure on this process' KERAS_BACKEND (what each child does).")
+    args = parser.parse_args()
+    if args.here:
+        print(json.dumps(run_here(args)))
+        return
+    pythons = _pythons(args.python)
+    began = time.perf_counter()
+    report = {
+        "command": " ".join(["python", os.path.relpath(__file__)] + sys.argv[1:]),
+        "cpu_model": cpu_model(), "cores": os.cpu_count(),
+        "recipe": args.recipe, "data": args.data, "grid": args.grid, "width": args.width, "batch_size": args.batch_size,
+        "epochs": args.epochs, "overrides": args.set,
+        "backends": {backend: run_backend(backend, pythons[backend], args) for backend in args.backends},
+    }
+    report["seconds"] = round(time.perf_counter() - began, 1)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        from pcw_keras.io import write_text_atomic
+
+        write_text_atomic(args.out, text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -164,6 +164,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--only", choices=["train", "infer"], help="profile only one of the two")
+    parser.add_argument("--inference-form", action="store_true",
+                        help="infer: the inference form that pcw evaluate runs (BatchNorm folded, weights in the "
+                             "compute dtype: bfloat16 under mixed_bfloat16)")
     args = parser.parse_args()
     keras.mixed_precision.set_global_policy(args.precision)
     keras.utils.set_random_seed(0)
@@ -174,10 +177,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch_size, side, side, 3)).astype("float32")
     y = rng.integers(0, args.grid ** 2, size=(args.batch_size,))
-    runs = {"train": lambda: model.train_on_batch(x, y), "infer": lambda: model.predict_on_batch(x)}
+    inferred = model
+    if args.inference_form:
+        from pcw_keras.models.inference import inference_model
+
+        inferred = inference_model(model, "bfloat16" if args.precision == "mixed_bfloat16" else "float32")
+    runs = {"train": lambda: model.train_on_batch(x, y), "infer": lambda: inferred.predict_on_batch(x)}
     report = {"backend": keras.backend.backend(), "keras": keras.__version__, "net": args.net, "grid": args.grid,
               "width": args.width, "precision": args.precision, "jit": args.jit or keras.backend.backend() == "jax",
-              "batch": args.batch_size, "steps": args.steps,
+              "batch": args.batch_size, "steps": args.steps, "inference_form": args.inference_form,
               "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "OMP_NUM_THREADS") if k in os.environ}}
     for what, run in runs.items():
         if args.only and what != args.only:

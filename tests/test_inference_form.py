@@ -7,9 +7,10 @@ import pytest
 
 from pcw_keras.models import create_model
 from pcw_keras.models.inference import (
-    FoldedBatchNorm,
+    Folded,
     default_precision,
     foldable_pairs,
+    foldable_paddings,
     inference_model,
     resolve_precision,
 )
@@ -51,7 +52,11 @@ def test_every_batchnorm_of_a_resnet18_folds_and_float32_keeps_the_function(gapn
     folded = inference_model(gapnet, "float32")
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     # Layers found by name are still there: the folded BatchNorms and the stage outputs.
-    assert isinstance(folded.get_layer("stem_bn"), FoldedBatchNorm)
+    assert isinstance(folded.get_layer("stem_bn"), Folded)
+    # The zero paddings of the 13 stride-1 3x3 convolutions and of the head become their "same" padding.
+    assert len(foldable_paddings(gapnet)) == 14
+    assert folded.get_layer("stage1_block1_1_conv").padding == "same"
+    assert folded.get_layer("stage2_block1_1_conv").padding == "valid"  # strided: padded apart
     assert folded.get_layer("stage4").output.shape == gapnet.get_layer("stage4").output.shape
     expected = gapnet.predict_on_batch(canvases)
     actual = folded.predict_on_batch(canvases)

@@ -5,9 +5,11 @@ with fixed statistics, so it folds into the convolution's kernel and bias
 (``kernel * gamma / sqrt(var + eps)``; ``beta - mean * gamma / sqrt(var + eps)``).
 Under ``mixed_bfloat16`` Keras keeps float32 variables and casts each of them
 to bfloat16 at every call; the inference form holds them in bfloat16 once.
-Neither is work a compiler folds on its own in eager or graph mode, and
-together they were the difference between PyTorch's bf16 autocast
-inference and ours (``docs/benchmarks.md``).
+A symmetric zero padding before a stride-1 convolution becomes the
+convolution's own ``"same"`` padding, which oneDNN applies inside the kernel.
+None of this is work a compiler folds on its own in eager or graph mode; a
+profile of the bfloat16 form left 95% of its time in the convolutions
+(``docs/benchmarks.md``).
 
 Precisions (``--precision`` of ``pcw evaluate``, ``rank``, ``attack`` and
 ``consistency``):
@@ -33,6 +35,7 @@ import numpy as np
 
 from pcw_keras.choices import INFERENCE_PRECISIONS
 from pcw_keras.machine import cpu_flags
+from pcw_keras.layers import Padding2D
 from pcw_keras.layers._checks import check_choice
 
 FOLDABLE_CONVOLUTIONS = (keras.layers.Conv2D,)
@@ -103,11 +106,13 @@ def foldable_pairs(model: keras.Model) -> dict[str, str]:
 
 
 @keras.saving.register_keras_serializable(package="pcw_keras")
-class FoldedBatchNorm(keras.layers.Layer):
-    """Where a BatchNorm was before :func:`inference_model` folded it into the convolution that feeds it: the identity.
+class Folded(keras.layers.Layer):
+    """Where :func:`inference_model` folded a layer into a convolution beside it: the identity.
 
-    It keeps the BatchNorm's name in the graph, so that layers found by name
-    (``stage1_block1_1_bn``) are still there.
+    A BatchNorm folds into the convolution that feeds it, a zero padding into
+    the stride-1 convolution it feeds. The layer keeps the folded one's name
+    in the graph, so that layers found by name (``stage1_block1_1_bn``) are
+    still there.
     """
 
     def build(self, input_shape):
@@ -118,6 +123,30 @@ class FoldedBatchNorm(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+def foldable_paddings(model: keras.Model) -> dict[str, str]:
+    """``{padding name: convolution name}`` for each symmetric zero :class:`~pcw_keras.layers.Padding2D` of
+    ``(k - 1) / 2`` pixels that feeds only a stride-1, undilated, ``valid`` ``k x k`` Conv2D.
+
+    Such a pair is the convolution with ``padding="same"``, which oneDNN pads
+    inside the kernel; other paddings (strided convolutions pad
+    asymmetrically under ``"same"``, other modes) stay as they are.
+    """
+    pairs = {}
+    for layer in model.layers:
+        if not isinstance(layer, Padding2D) or layer.mode != "zero" or len(layer._inbound_nodes) != 1:
+            continue
+        consumer = _only_consumer(layer, model)
+        if not isinstance(consumer, keras.layers.Conv2D) or consumer.padding != "valid":
+            continue
+        kernel, strides, dilation = consumer.kernel_size, consumer.strides, consumer.dilation_rate
+        same = tuple((k - 1) // 2 for k in kernel)
+        if (strides == (1, 1) and dilation == (1, 1) and all(k % 2 for k in kernel)
+                and layer.padding == ((same[0], same[0]), (same[1], same[1]))
+                and consumer.data_format == "channels_last"):
+            pairs[layer.name] = consumer.name
+    return pairs
 
 
 def _folded_weights(conv, batchnorm) -> list[np.ndarray]:
@@ -164,7 +193,8 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
     if not _is_functional(model):
         return model
     pairs = foldable_pairs(model)
-    folded_convs = set(pairs.values())
+    paddings = foldable_paddings(model)
+    folded_convs, padded_convs = set(pairs.values()), set(paddings.values())
     clones: dict[str, keras.layers.Layer] = {}
 
     def clone(layer):
@@ -173,11 +203,13 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
         if not isinstance(layer, keras.layers.Layer):  # an op in the graph (keras.ops.add): no weights, no dtype
             return layer
         config = {**layer.get_config(), "dtype": precision}
-        if layer.name in pairs:
-            new = FoldedBatchNorm(name=layer.name, dtype=precision)
-        elif layer.name in folded_convs:
-            new = layer.__class__.from_config({**config, "use_bias": True})
+        if layer.name in pairs or layer.name in paddings:
+            new = Folded(name=layer.name, dtype=precision)
         else:
+            if layer.name in folded_convs:
+                config["use_bias"] = True
+            if layer.name in padded_convs:
+                config["padding"] = "same"
             new = layer.__class__.from_config(config)
         clones[layer.name] = new
         return new
@@ -187,7 +219,7 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
     batchnorm_of = {conv: bn for bn, conv in pairs.items()}
     for name, new in clones.items():
         old = by_name[name]
-        if name in pairs:
+        if name in pairs or name in paddings:
             continue
         weights = (_folded_weights(old, by_name[batchnorm_of[name]]) if name in folded_convs
                    else old.get_weights())

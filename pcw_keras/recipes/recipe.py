@@ -31,6 +31,15 @@ def _gpu_visible() -> bool:
     return False
 
 
+def _distributed() -> bool:
+    """Whether the model is built for several replicas: a TensorFlow strategy in scope, or a Keras distribution (JAX)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return keras.distribution.distribution() is not None
+
+
 def recipe_dir():
     """The folder of the recipes shipped with the package."""
     return resources.files("pcw_keras.recipes").joinpath("configs")
@@ -194,7 +203,12 @@ class Recipe:
         return jit
 
     def steps_per_execution(self) -> int:
-        """The resolved ``training.steps_per_execution``. ``auto``: :data:`AUTO_STEPS_PER_EXECUTION`.
+        """The resolved ``training.steps_per_execution``.
+
+        ``auto`` is :data:`AUTO_STEPS_PER_EXECUTION` on one device, and 1 when
+        the model is built for several replicas (:func:`_distributed`: Keras
+        3.15's multi-step loop fails under ``MultiWorkerMirroredStrategy``,
+        and the distributed runs are tested with one step per call).
 
         Keras runs its callbacks once per call of the compiled step, and its
         JAX trainer reattaches the state to the model after each call: per
@@ -204,7 +218,9 @@ class Recipe:
         metrics of a run.
         """
         steps = self.config["training"]["steps_per_execution"]
-        return AUTO_STEPS_PER_EXECUTION if steps == "auto" else steps
+        if steps == "auto":
+            return 1 if _distributed() else AUTO_STEPS_PER_EXECUTION
+        return steps
 
     # --- building -----------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ in one process, on the same model (GAPNet ResNet-18 in its inference form,
 
 - ``inference``: ``predict_on_batch`` on canvases already built, batch after
   batch (the model's own rate, the ceiling);
-- ``evaluate_canvas``: the whole evaluation (placements drawn, patches
-  placed on the device, argmax), as canvases per second;
+- ``evaluate_canvas``: the whole evaluation as ``pcw evaluate`` calls it
+  (its scorer built and traced, placements drawn, patches placed on the
+  device, argmax), as canvases per second;
 - ``host_loop``: the evaluation as it was written before, for reference: per
   batch, canvases built in NumPy on the host, then ``predict_on_batch``.
 
@@ -17,7 +18,7 @@ images are random uint8 patches (the speed does not depend on them).
 
 Usage::
 
-    python benchmarks/canvas_evaluation.py --width 1.0 --precision bfloat16 --images 960 --passes 1
+    python benchmarks/canvas_evaluation.py --width 1.0 --precision bfloat16 --images 480 --passes 9
     KERAS_BACKEND=jax python benchmarks/canvas_evaluation.py --width 1.0 --precision float32
 """
 from __future__ import annotations
@@ -42,8 +43,8 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--grid", type=int, default=3)
     parser.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16"])
-    parser.add_argument("--images", type=int, default=960, help="Test images per pass.")
-    parser.add_argument("--passes", type=int, default=1)
+    parser.add_argument("--images", type=int, default=480, help="Test images per pass.")
+    parser.add_argument("--passes", type=int, default=9, help="Placements of the test images (the paper: grid * grid).")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()

@@ -25,7 +25,8 @@ import numpy as np
 from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.data.canvas import FEEDS, CanvasBatches, pass_seeds
 from pcw_keras.data.imageset import ImageSet
-from pcw_keras.layers import CanvasPlacement
+from pcw_keras.layers.canvas_placement import place_on_canvas
+from pcw_keras.normalization import normalize
 
 EVALUATORS: dict[str, Callable[..., dict]] = {}
 """Evaluator type -> ``evaluator(model, test_images, *, task, evaluation, seed) -> dict``."""
@@ -98,13 +99,14 @@ def evaluate_canvas(
 ) -> dict:
     """Accuracy of ``model``'s argmax over :func:`pcw_keras.data.evaluation_passes`.
 
-    Each pass is one ``predict`` call of a scorer that places the uint8
-    patches on their canvases (:class:`~pcw_keras.layers.CanvasPlacement`),
-    runs the model and takes the argmax on the device, over batches of
-    ``batch_size``: the host sends 32x32 uint8 patches and cell indices and
-    receives one label per canvas, with no round trip per batch
-    (``benchmarks/canvas_evaluation.py`` measures it beside the model's own
-    inference rate).
+    Each batch goes through one compiled scorer that places the uint8
+    patches on their canvases (as :class:`~pcw_keras.layers.CanvasPlacement`),
+    runs the model and takes the argmax on the device: the host sends 32x32
+    uint8 patches and cell indices (a ninth of a 3x3 canvas's pixels, a
+    quarter of its bytes per pixel) and receives one label per canvas.
+    ``benchmarks/canvas_evaluation.py`` measures it beside the model's own
+    inference rate (``docs/benchmarks.md``); one ``predict`` call per pass
+    measured slower than a ``predict_on_batch`` per batch.
 
     Parameters
     ----------
@@ -136,15 +138,13 @@ def evaluate_canvas(
     for pass_seed in pass_seeds(grid, passes, seed):
         batches = CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=False,
                                 seed=pass_seed, flip=False, feed="patches")
-        drawn = [batches[index] for index in range(len(batches))]
-        patches = np.concatenate([batch_patches for (batch_patches, _), _ in drawn])
-        cells = np.concatenate([batch_cells for (_, batch_cells), _ in drawn])
-        labels = np.concatenate([batch_labels for _, batch_labels in drawn])
-        predicted = np.asarray(scorer.predict((patches, cells), batch_size=batch_size, verbose=0))
-        right = predicted == labels
-        hits += np.bincount(cells, weights=right, minlength=cells_total)
-        seen += np.bincount(cells, minlength=cells_total)
-        per_pass.append(int(right.sum()) / len(imageset))
+        correct = 0
+        for (patches, cells), labels in batches:
+            right = _predict_padded(scorer, patches, cells, batch_size) == labels
+            correct += int(right.sum())
+            hits += np.bincount(cells, weights=right, minlength=cells_total)
+            seen += np.bincount(cells, minlength=cells_total)
+        per_pass.append(correct / len(imageset))
     with np.errstate(invalid="ignore", divide="ignore"):
         per_cell = hits / seen
     return {
@@ -154,12 +154,28 @@ def evaluate_canvas(
     }
 
 
+def _predict_padded(scorer: keras.Model, patches: np.ndarray, cells: np.ndarray, batch_size: int) -> np.ndarray:
+    """The scorer's labels for one batch, a short last batch padded to ``batch_size`` (one shape: one trace)."""
+    size = len(patches)
+    if size < batch_size:
+        patches = np.concatenate([patches, np.zeros((batch_size - size, *patches.shape[1:]), patches.dtype)])
+        cells = np.concatenate([cells, np.zeros(batch_size - size, cells.dtype)])
+    return np.asarray(scorer.predict_on_batch((patches, cells)))[:size]
+
+
 def _placement_scorer(model, grid: int, patch_shape: tuple, feed: str) -> keras.Model:
-    """``(uint8 patches, cells) -> predicted label``: canvas placement, ``model`` and argmax in one graph."""
+    """``(uint8 patches, cells) -> predicted label``: canvas placement, ``model`` and argmax in one graph.
+
+    The patches are normalised in float32 (as :class:`~pcw_keras.layers.CanvasPlacement` does), then cast
+    to the model's compute dtype before they are placed, so that a bfloat16 model gets a bfloat16 canvas
+    (half the bytes to write, no cast of the whole canvas).
+    """
     patches = keras.Input(tuple(patch_shape), dtype="uint8", name="patches")
     cells = keras.Input((), dtype="int32", name="cells")
     if feed == "patches":
         scores = model((patches, cells), training=False)
     else:
-        scores = model(CanvasPlacement(grid, dtype="float32", name="placement")((patches, cells)), training=False)
+        compute_dtype = next((layer.compute_dtype for layer in model.layers if layer.weights), "float32")
+        normalized = keras.ops.cast(normalize(keras.ops.cast(patches, "float32")), compute_dtype)
+        scores = model(place_on_canvas(normalized, cells, grid), training=False)
     return keras.Model((patches, cells), keras.ops.argmax(scores, axis=-1), name=f"{model.name}_scorer")

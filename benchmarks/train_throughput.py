@@ -146,9 +146,10 @@ def run_here(args: argparse.Namespace) -> dict:
     }
 
 
-def _child_argv(args: argparse.Namespace) -> list:
+def _child_argv(args: argparse.Namespace, backend: str) -> list:
+    python = args.jax_python if backend == "jax" and args.jax_python else sys.executable
     argv = [
-        sys.executable, os.path.abspath(__file__), "--here",
+        python, os.path.abspath(__file__), "--here",
         "--nets", *args.nets, "--grids", *map(str, args.grids), "--widths", *map(str, args.widths),
         "--jit", *args.jit, "--precisions", *args.precisions,
         "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup),
@@ -168,7 +169,7 @@ def run_backend(variant: str, args: argparse.Namespace) -> dict:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     print(f"[{time.strftime('%H:%M:%S')}] keras on {variant} {extra or ''}", file=sys.stderr, flush=True)
     began, load = time.time(), _load()
-    out = subprocess.run(_child_argv(args), env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
+    out = subprocess.run(_child_argv(args, backend), env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
     result = json.loads(out)
     result["began"], result["seconds"] = time.strftime("%H:%M:%S", time.gmtime(began)), round(time.time() - began, 1)
     result["load_before"], result["variant"], result["child_env"] = load, variant, extra
@@ -294,6 +295,8 @@ def main() -> None:
     parser.add_argument("--peer", metavar="PATH_TO_TORCH_PYTHON",
                         help="Python with torch: run benchmarks/peer_torch_bench.py (channels_last; bf16 autocast for "
                              "mixed_bfloat16) before and after the Keras runs; ratios against the peer's median.")
+    parser.add_argument("--jax-python", metavar="PATH",
+                        help="Python of a JAX environment for the JAX runs (default: this one, which must have JAX).")
     parser.add_argument("--rounds", type=int, default=1, help="Keras runs per backend, each followed by a peer run.")
     parser.add_argument("--here", action="store_true",
                         help="Measure in this process on its KERAS_BACKEND (what each child does); no peer.")

@@ -103,7 +103,8 @@ def evaluate_canvas(
     patches on their canvases (as :class:`~pcw_keras.layers.CanvasPlacement`),
     runs the model and takes the argmax on the device: the host sends 32x32
     uint8 patches and cell indices (a ninth of a 3x3 canvas's pixels, a
-    quarter of its bytes per pixel) and receives one label per canvas.
+    quarter of its bytes per pixel) and receives one label per canvas; a
+    short last batch is padded to a multiple of :data:`PAD_MULTIPLE`.
     ``benchmarks/canvas_evaluation.py`` measures it beside the model's own
     inference rate (``docs/benchmarks.md``); one ``predict`` call per pass
     measured slower than a ``predict_on_batch`` per batch.
@@ -140,7 +141,7 @@ def evaluate_canvas(
                                 seed=pass_seed, flip=False, feed="patches")
         correct = 0
         for (patches, cells), labels in batches:
-            right = _predict_padded(scorer, patches, cells, batch_size) == labels
+            right = _predict_padded(scorer, patches, cells) == labels
             correct += int(right.sum())
             hits += np.bincount(cells, weights=right, minlength=cells_total)
             seen += np.bincount(cells, minlength=cells_total)
@@ -154,12 +155,18 @@ def evaluate_canvas(
     }
 
 
-def _predict_padded(scorer: keras.Model, patches: np.ndarray, cells: np.ndarray, batch_size: int) -> np.ndarray:
-    """The scorer's labels for one batch, a short last batch padded to ``batch_size`` (one shape: one trace)."""
+PAD_MULTIPLE = 32
+"""A short last batch is padded to a multiple of this many canvases: at most one more traced shape, and at most
+``PAD_MULTIPLE - 1`` canvases computed in vain per pass."""
+
+
+def _predict_padded(scorer: keras.Model, patches: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """The scorer's labels for one batch, padded to a multiple of :data:`PAD_MULTIPLE` canvases."""
     size = len(patches)
-    if size < batch_size:
-        patches = np.concatenate([patches, np.zeros((batch_size - size, *patches.shape[1:]), patches.dtype)])
-        cells = np.concatenate([cells, np.zeros(batch_size - size, cells.dtype)])
+    padding = -size % PAD_MULTIPLE
+    if padding:
+        patches = np.concatenate([patches, np.zeros((padding, *patches.shape[1:]), patches.dtype)])
+        cells = np.concatenate([cells, np.zeros(padding, cells.dtype)])
     return np.asarray(scorer.predict_on_batch((patches, cells)))[:size]
 
 

@@ -49,7 +49,7 @@ def canvases():
 def test_every_batchnorm_of_a_resnet18_folds_and_float32_keeps_the_function(gapnet, canvases):
     # 20 convolution -> BatchNorm pairs: the stem, 16 in the blocks, 3 projection shortcuts.
     assert len(foldable_pairs(gapnet)) == 20
-    folded = inference_model(gapnet, "float32")
+    folded = inference_model(gapnet, "float32", fold=True)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     # Layers found by name are still there: the folded BatchNorms and the stage outputs.
     assert isinstance(folded.get_layer("stem_bn"), Folded)
@@ -67,8 +67,9 @@ def test_every_batchnorm_of_a_resnet18_folds_and_float32_keeps_the_function(gapn
 
 
 @pytest.mark.jax
-def test_bfloat16_holds_its_weights_in_bfloat16_and_agrees_to_bfloat16_rounding(gapnet, canvases):
-    fast = inference_model(gapnet, "bfloat16")
+@pytest.mark.parametrize("fold", [True, False])
+def test_bfloat16_holds_its_weights_in_bfloat16_and_agrees_to_bfloat16_rounding(gapnet, canvases, fold):
+    fast = inference_model(gapnet, "bfloat16", fold=fold)
     assert {weight.dtype for weight in fast.get_layer("stem_conv").weights} == {"bfloat16"}
     expected = gapnet.predict_on_batch(canvases)
     actual = fast.predict_on_batch(canvases)
@@ -84,7 +85,7 @@ def test_a_permutenet_draws_the_same_permutations_and_keeps_its_function():
     model = _with_trained_statistics(create_model("permutenet_resnet18", num_classes=9, input_shape=(64, 64, 3),
                                                   width=0.125, permutation_seed=3, permutation_mode="sample"))
     x = np.random.default_rng(1).normal(size=(8, 64, 64, 3)).astype("float32")
-    folded = inference_model(model, "float32")
+    folded = inference_model(model, "float32", fold=True)
     # PermuteNet permutes at inference too: the copy draws from the same seed state, so the same permutations.
     assert _relative_error(folded.predict_on_batch(x), model.predict_on_batch(x)) < 1e-5
 
@@ -99,7 +100,7 @@ def test_a_batchnorm_whose_convolution_feeds_another_layer_too_is_not_folded():
     outputs = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(features), dense_normed])
     model = _with_trained_statistics(keras.Model(inputs, outputs))
     assert foldable_pairs(model) == {}
-    converted = inference_model(model, "float32")
+    converted = inference_model(model, "float32", fold=True)
     assert isinstance(converted.get_layer("bn"), keras.layers.BatchNormalization)
     x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype("float32")
     assert _relative_error(converted.predict_on_batch(x), model.predict_on_batch(x)) < 1e-6
@@ -112,12 +113,20 @@ def test_a_keras_applications_model_keeps_its_function():
                                                 include_preprocessing=True)
     _with_trained_statistics(model)
     x = np.random.default_rng(0).uniform(0, 255, size=(4, 64, 64, 3)).astype("float32")
-    converted = inference_model(model, "float32")
+    converted = inference_model(model, "float32", fold=True)
     assert len(foldable_pairs(model)) > 10
     np.testing.assert_allclose(converted.predict_on_batch(x), model.predict_on_batch(x), atol=1e-5)
 
 
 @pytest.mark.jax
+@pytest.mark.jax
+def test_by_default_tensorflow_folds_and_jax_leaves_batchnorm_to_xla(gapnet, canvases):
+    form = inference_model(gapnet, "float32")
+    has_batchnorm = any(isinstance(layer, keras.layers.BatchNormalization) for layer in form.layers)
+    assert has_batchnorm == (keras.backend.backend() == "jax")
+    assert _relative_error(form.predict_on_batch(canvases), gapnet.predict_on_batch(canvases)) < 1e-5
+
+
 def test_a_model_that_is_not_functional_is_returned_as_it_is():
     class Subclassed(keras.Model):
         def __init__(self):

@@ -19,7 +19,10 @@ Precisions (``--precision`` of ``pcw evaluate``, ``rank``, ``attack`` and
 - ``bfloat16``: every layer computes and holds its weights in bfloat16 (the
   outputs are cast back to float32);
 - ``auto``: bfloat16 where it is the faster one and float32 elsewhere (see
-  :func:`default_precision`). Measured on trained runs, bfloat16 keeps the
+  :func:`default_precision`).
+
+Under JAX the layers are not folded by default (:func:`default_fold`): XLA
+fuses BatchNorm itself, and the folded form measured slower there. Measured on trained runs, bfloat16 keeps the
   test accuracy within 0.2 points of float32
   (``docs/studies/inference_precision/accuracy.json``).
 
@@ -166,7 +169,18 @@ def _is_functional(model) -> bool:
     return isinstance(model, keras.Model) and hasattr(model, "_operations") and bool(getattr(model, "inputs", None))
 
 
-def inference_model(model: keras.Model, precision: str = "float32") -> keras.Model:
+def default_fold() -> bool:
+    """Whether :func:`inference_model` folds by default on this backend: under TensorFlow, not under JAX.
+
+    XLA fuses an unfolded BatchNorm into the convolution's output on its own,
+    and on a CPU the folded convolutions (with a bias) measured slower under
+    JAX: GAPNet's float32 inference 0.77x of the unfolded model
+    (``docs/bench/inference_form_cpu.json``).
+    """
+    return keras.backend.backend() != "jax"
+
+
+def inference_model(model: keras.Model, precision: str = "float32", *, fold: bool | None = None) -> keras.Model:
     """``model``'s inference form in ``precision``: BatchNorm folded, weights in the compute dtype.
 
     Parameters
@@ -176,12 +190,15 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
         any other model is returned as it is.
     precision : {"auto", "float32", "bfloat16"}
         See the module's docstring.
+    fold : bool, optional
+        Fold the BatchNorms and zero paddings into their convolutions
+        (default: :func:`default_fold`, the backend's measured-faster choice).
 
     Returns
     -------
     keras.Model
         A new functional model with the same inputs, layer names (a folded
-        BatchNorm becomes an ``Identity`` of its name) and float32 outputs,
+        layer becomes a :class:`Folded` of its name) and float32 outputs,
         for inference only (``training=False`` statistics).
 
     Raises
@@ -192,14 +209,15 @@ def inference_model(model: keras.Model, precision: str = "float32") -> keras.Mod
     precision = resolve_precision(precision)
     if not _is_functional(model):
         return model
-    pairs = foldable_pairs(model)
-    paddings = foldable_paddings(model)
+    fold = default_fold() if fold is None else fold
+    pairs = foldable_pairs(model) if fold else {}
+    paddings = foldable_paddings(model) if fold else {}
     folded_convs, padded_convs = set(pairs.values()), set(paddings.values())
     clones: dict[str, keras.layers.Layer] = {}
 
     def clone(layer):
         if _is_functional(layer):
-            return inference_model(layer, precision)
+            return inference_model(layer, precision, fold=fold)
         if not isinstance(layer, keras.layers.Layer):  # an op in the graph (keras.ops.add): no weights, no dtype
             return layer
         config = {**layer.get_config(), "dtype": precision}

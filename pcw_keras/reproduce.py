@@ -104,7 +104,13 @@ def forward_flops(recipe: recipes.Recipe, class_names: list[str]) -> int:
 
 
 def seconds_per_step(recipe: recipes.Recipe, class_names: list[str], steps: int = 3, warmup: int = 2) -> float:
-    """Median seconds of one training step of ``recipe``'s model on this machine (random inputs, compilation excluded)."""
+    """Median seconds of one training step of ``recipe``'s model on this machine (random inputs, compilation excluded).
+
+    Each ``train_on_batch`` call trains one step, whatever the recipe's
+    ``training.steps_per_execution``: the per-call costs that ``fit`` spreads
+    over that many steps are counted in full, so the step time is an upper
+    bound of ``pcw train``'s.
+    """
     model = _step_model(recipe, class_names)
     batch = recipe["training"]["batch_size"]
     rng = np.random.default_rng(0)

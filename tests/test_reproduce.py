@@ -145,3 +145,16 @@ def test_fields_set_on_the_command_line_reach_every_cell_and_the_report(tmp_path
     assert (recipe["training"]["precision"], recipe["model"]["width"]) == ("mixed_bfloat16", 1.0)
     bad = CliRunner().invoke(main, ["reproduce", "channels", "--set", "width", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "section.field=value" in bad.output
+
+
+def test_the_measured_step_time_counts_one_step_per_call_whatever_steps_per_execution(monkeypatch):
+    from pcw_keras import recipes
+
+    recipe = recipes.load("location-3x3-gapnet", **{"model.width": 1 / 64, "training.batch_size": 4})
+    built = []
+    step_model = reproduce._step_model
+    monkeypatch.setattr(reproduce, "_step_model", lambda *args: built.append(step_model(*args)) or built[-1])
+    assert reproduce.seconds_per_step(recipe, [str(label) for label in range(10)], steps=2, warmup=1) > 0
+    model = built[0]
+    assert model.steps_per_execution == recipe.steps_per_execution() > 1
+    assert int(model.optimizer.iterations) == 3  # train_on_batch: one step per call, as seconds_per_step counts

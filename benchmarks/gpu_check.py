@@ -20,7 +20,9 @@ results and log).
 ``--estimate DEVICE`` trains nothing: it prints, as JSON, the estimate of
 this check for a named device (``pcw reproduce --device``: FLOPs counted
 from the models, the device's peak times an assumed share, a per-step
-overhead), one cell after another and side by side. Side by side, the
+overhead: ``--step-overhead-ms``, or ``--step-overhead-from`` a
+``benchmarks/host_overhead.py`` JSON, whose JAX ``pcw train`` host time per
+step it takes), one cell after another and side by side. Side by side, the
 cells' arithmetic queues on the one device while each cell's per-step
 overhead overlaps the others' arithmetic: the wall time is taken as the
 larger of the summed arithmetic and the slowest cell alone (compilation and
@@ -31,7 +33,8 @@ check on a CPU)::
 
     KERAS_BACKEND=jax python benchmarks/gpu_check.py --data .gpu/cifar10-jpeg.tar.gz
     KERAS_BACKEND=jax python benchmarks/gpu_check.py --dry-run --runs /tmp/gpu_check
-    python benchmarks/gpu_check.py --estimate h100-sxm --step-overhead-ms 6 --data cifar10-jpeg.tar.gz
+    python benchmarks/gpu_check.py --estimate h100-sxm --step-overhead-from docs/bench/host_overhead_cpu.json \
+        --data cifar10-jpeg.tar.gz
 """
 from __future__ import annotations
 
@@ -54,6 +57,8 @@ one placement of 40 test images."""
 REPORT_RESERVE_S = 45.0
 """Seconds kept back from ``--budget`` for the report, the archive and the copies."""
 CELL_FILES = ("recipe.yaml", "metrics.csv", "results.json", "best.json")
+HOST_OVERHEAD_KEY = ("backends", "jax", "pcw_train", "host_ms_per_step")
+"""Where ``--step-overhead-from`` finds the per-step overhead in ``benchmarks/host_overhead.py``'s JSON."""
 
 
 def reproduce_command(cells: tuple[str, ...], args: argparse.Namespace, *extra: str) -> list[str]:
@@ -144,13 +149,38 @@ def archive(args: argparse.Namespace, path: str) -> None:
                 tar.add(log, arcname=f"{cell}/reproduce.log")
 
 
+def measured_step_overhead_ms(path: str) -> float:
+    """``pcw train``'s host time per training step under JAX (ms) in a ``benchmarks/host_overhead.py`` JSON.
+
+    That is the CPU time of the thread that runs the training loop (Python,
+    the batch draw, the dispatch of each step), measured on the benchmark's
+    machine: the work an accelerator waits on when its own step is shorter.
+
+    Raises
+    ------
+    ValueError
+        A file without that figure, naming the file and the key.
+    """
+    with open(path, encoding="utf-8") as handle:
+        value = json.load(handle)
+    for key in HOST_OVERHEAD_KEY:
+        if not isinstance(value, dict) or key not in value:
+            raise ValueError(f"{path} has no {'.'.join(HOST_OVERHEAD_KEY)} (benchmarks/host_overhead.py's JSON, "
+                             f"JAX measured). Missing: {key!r}")
+        value = value[key]
+    return float(value)
+
+
 def estimate(args: argparse.Namespace) -> dict:
     """The check's estimate for the device ``--estimate`` names, per cell and in total (see the module's docstring)."""
     from pcw_keras import reproduce
     from pcw_keras.recipes import parse_override
 
     overrides = dict(parse_override(field) for field in (*args.set, *(DRY_RUN if args.dry_run else ())))
-    speed = reproduce.estimator(args.estimate, args.device_fraction, args.step_overhead_ms)
+    overhead_ms = args.step_overhead_ms
+    if args.step_overhead_from:
+        overhead_ms = measured_step_overhead_ms(args.step_overhead_from)
+    speed = reproduce.estimator(args.estimate, args.device_fraction, overhead_ms)
     runs = reproduce.plan(TABLE, reproduce.table_cells(TABLE, list(args.cells)), "paper", [SEED], {"cifar10": args.data},
                           args.runs, overrides, speed)
     cells = []
@@ -163,7 +193,9 @@ def estimate(args: argparse.Namespace) -> dict:
     speeds = reproduce.runs_speeds(runs)
     return {
         "device": args.estimate, "source": speeds[0].source, "peak_flops": speeds[0].peak, "fraction": speeds[0].fraction,
-        "rate_flops": speeds[0].rate, "step_overhead_s": speeds[0].overhead, "overrides": overrides, "cells": cells,
+        "rate_flops": speeds[0].rate, "step_overhead_s": speeds[0].overhead,
+        "step_overhead_from": args.step_overhead_from and f"{args.step_overhead_from}#{'.'.join(HOST_OVERHEAD_KEY)}",
+        "overrides": overrides, "cells": cells,
         "one_after_another_s": sum(cell["seconds"] for cell in cells),
         "arithmetic_s": sum(cell["arithmetic_s"] for cell in cells),
         "side_by_side_s": max(sum(cell["arithmetic_s"] for cell in cells), max(cell["seconds"] for cell in cells)),
@@ -186,7 +218,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--estimate", metavar="DEVICE", help="Print the estimate for DEVICE (pcw reproduce --device) as JSON; "
                                                              "train nothing.")
     parser.add_argument("--device-fraction", type=float, help="With --estimate: the assumed share of the peak.")
-    parser.add_argument("--step-overhead-ms", type=float, help="With --estimate: milliseconds per step beside the arithmetic.")
+    overhead = parser.add_mutually_exclusive_group()
+    overhead.add_argument("--step-overhead-ms", type=float, help="With --estimate: milliseconds per step beside the arithmetic.")
+    overhead.add_argument("--step-overhead-from", metavar="JSON",
+                          help="With --estimate: the per-step overhead from benchmarks/host_overhead.py's JSON "
+                               f"({'.'.join(HOST_OVERHEAD_KEY)}).")
     args = parser.parse_args(argv)
     if args.parallel < 1:
         parser.error(f"--parallel must be >= 1. Received: {args.parallel}")

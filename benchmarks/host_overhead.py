@@ -1,8 +1,8 @@
 """Host time per training step: ``pcw train`` against plain ``model.fit`` and a jitted step; prints one JSON object.
 
 At a width whose device work is small on an accelerator (by default
-GAPNet ResNet-18 at width 1/32, the 3x3 location task, batch 48, 1,800
-training images of ``cifar10-mini``), what a training step costs beyond the
+GAPNet ResNet-18 at width 1/64, the 3x3 location task, batch 48, the 4,500
+training images of ``cifar10-mini``: 93 steps per epoch), what a training step costs beyond the
 device work is the host's: Python in the fit loop, callbacks that wait for
 the device, the data feed. Per backend, in a child process of its own
 (Keras picks its backend once, at import), it measures milliseconds per
@@ -31,6 +31,16 @@ time per step that the loop does not hide. The first epoch (compilation) is
 left out; every figure is a median over the others. ``cpu_*`` figures are
 the same in CPU time of the whole process (all threads, ``process_time``):
 the host's work per step where host and device share the CPU's cores.
+
+``host_*`` figures are the CPU time of the thread that runs the loop
+(``thread_time``: ``fit``'s thread, which calls the callbacks, or the
+thread that calls the jitted step): Python, the batch draw and the
+dispatch of each step, without the device's work, which runs on the
+backend's own threads. That is the host work a device waits on when it is
+longer than the device's step, and, unlike the wall time on a shared CPU,
+it hardly depends on what else runs: ``host_over_jit_ms`` resolves a
+fraction of a millisecond where ``over_jit_ms`` spreads over several
+(``over_jit_ms_range``: the smallest and largest epoch).
 
 Usage (one Python per backend: the JAX venv has no TensorFlow)::
 
@@ -146,13 +156,24 @@ class JittedLoop:
         for _ in range(3):  # compile and warm up
             self._wait(self._run(self._x, self._y))
 
-    def ms_per_step(self) -> tuple[float, float]:
-        """Wall and CPU (all threads) milliseconds per step of one loop of ``steps`` steps, the device waited for."""
-        began, cpu = time.perf_counter(), time.process_time()
+    def ms_per_step(self) -> tuple[float, float, float]:
+        """Wall, CPU (all threads) and this thread's CPU milliseconds per step of one loop of ``steps`` steps, the
+        device waited for."""
+        began = clocks()
         for _ in range(self.steps):
             loss = self._run(self._x, self._y)
         self._wait(loss)
-        return 1000 * (time.perf_counter() - began) / self.steps, 1000 * (time.process_time() - cpu) / self.steps
+        return per_step(began, self.steps)
+
+
+def clocks() -> tuple[float, float, float]:
+    """Wall time, CPU time of the process (all threads) and CPU time of the calling thread, in seconds."""
+    return time.perf_counter(), time.process_time(), time.thread_time()
+
+
+def per_step(began: tuple[float, float, float], steps: int) -> tuple[float, float, float]:
+    """Milliseconds per step on each of :func:`clocks` since ``began``."""
+    return tuple(1000 * (now - then) / steps for now, then in zip(clocks(), began))
 
 
 def _paired_timer(jitted: JittedLoop, steps: int):
@@ -168,9 +189,9 @@ def _paired_timer(jitted: JittedLoop, steps: int):
     class PairedStepTimer(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.fit: list[tuple[float, float]] = []  # (wall, CPU) ms per step of each epoch
-            self.jitted: list[tuple[float, float]] = []
-            self._began: tuple[float, float] | None = None
+            self.fit: list[tuple[float, float, float]] = []  # (wall, CPU, loop thread's CPU) ms per step of each epoch
+            self.jitted: list[tuple[float, float, float]] = []
+            self._began: tuple[float, float, float] | None = None
 
         def _wait(self) -> None:
             keras.ops.convert_to_numpy(self.model.trainable_variables[0])
@@ -178,14 +199,13 @@ def _paired_timer(jitted: JittedLoop, steps: int):
         def on_epoch_begin(self, epoch, logs=None):
             self._wait()
             self.jitted.append(jitted.ms_per_step())
-            self._began = time.perf_counter(), time.process_time()
+            self._began = clocks()
 
         def on_test_begin(self, logs=None):
             if self._began is None:  # an evaluation outside fit's epochs
                 return
             self._wait()
-            wall, cpu = self._began
-            self.fit.append((1000 * (time.perf_counter() - wall) / steps, 1000 * (time.process_time() - cpu) / steps))
+            self.fit.append(per_step(self._began, steps))
             self._began = None
 
         def summary(self) -> dict:
@@ -193,20 +213,24 @@ def _paired_timer(jitted: JittedLoop, steps: int):
             if len(self.fit) < 2:
                 raise ValueError(f"Need two epochs or more to leave out the compiling one. Received: {len(self.fit)}")
             fit, jit = self.fit[1:], self.jitted[1:]
-
-            def median(values) -> float:
-                return round(statistics.median(values), 3)
-
-            return {"ms_per_step": median(f[0] for f in fit), "jitted_ms_per_step": median(j[0] for j in jit),
-                    "over_jit_ms": median(f[0] - j[0] for f, j in zip(fit, jit)),
-                    "cpu_ms_per_step": median(f[1] for f in fit), "jitted_cpu_ms_per_step": median(j[1] for j in jit),
-                    "cpu_over_jit_ms": median(f[1] - j[1] for f, j in zip(fit, jit)),
-                    "ms_per_step_epochs": [round(f[0], 3) for f in self.fit],
-                    "jitted_ms_per_step_epochs": [round(j[0], 3) for j in self.jitted],
-                    "cpu_ms_per_step_epochs": [round(f[1], 3) for f in self.fit],
-                    "jitted_cpu_ms_per_step_epochs": [round(j[1], 3) for j in self.jitted]}
+            summary = {}
+            for clock, prefix in enumerate(("", "cpu_", "host_")):
+                over = [f[clock] - j[clock] for f, j in zip(fit, jit)]
+                summary.update({
+                    f"{prefix}ms_per_step": _round(statistics.median(f[clock] for f in fit)),
+                    f"jitted_{prefix}ms_per_step": _round(statistics.median(j[clock] for j in jit)),
+                    f"{prefix}over_jit_ms": _round(statistics.median(over)),
+                    f"{prefix}over_jit_ms_range": [_round(min(over)), _round(max(over))],
+                    f"{prefix}ms_per_step_epochs": [_round(f[clock]) for f in self.fit],
+                    f"jitted_{prefix}ms_per_step_epochs": [_round(j[clock]) for j in self.jitted],
+                })
+            return summary
 
     return PairedStepTimer()
+
+
+def _round(value: float) -> float:
+    return round(value, 3)
 
 
 def time_pcw_train(args: argparse.Namespace, jitted: JittedLoop) -> dict:
@@ -245,13 +269,15 @@ def run_here(args: argparse.Namespace) -> dict:
     fit = time_model_fit(args, jitted)
     pcw_train = time_pcw_train(args, jitted)
     loops = [*fit["jitted_ms_per_step_epochs"][1:], *pcw_train["jitted_ms_per_step_epochs"][1:]]
+    hosts = [*fit["jitted_host_ms_per_step_epochs"][1:], *pcw_train["jitted_host_ms_per_step_epochs"][1:]]
     return {
         "backend": keras.backend.backend(), "keras": keras.__version__,
         "backend_version": _backend_version(keras.backend.backend()),
         "pcw_train": pcw_train, "model_fit": fit,
-        "jitted_step": {"ms_per_step": round(statistics.median(loops), 3), "loops": len(loops), "steps_per_loop": args.steps,
-                        "jit_compile": jitted.jit_compile},
+        "jitted_step": {"ms_per_step": _round(statistics.median(loops)), "loops": len(loops), "steps_per_loop": args.steps,
+                        "host_ms_per_step": _round(statistics.median(hosts)), "jit_compile": jitted.jit_compile},
         "pcw_train_over_jit_ms": pcw_train["over_jit_ms"], "model_fit_over_jit_ms": fit["over_jit_ms"],
+        "pcw_train_host_over_jit_ms": pcw_train["host_over_jit_ms"], "model_fit_host_over_jit_ms": fit["host_over_jit_ms"],
         "seconds": round(time.perf_counter() - began, 1),
     }
 
@@ -301,10 +327,10 @@ def main() -> None:
     parser.add_argument("--recipe", default="location-3x3-gapnet")
     parser.add_argument("--data", default="cifar10-mini")
     parser.add_argument("--grid", type=int, default=3)
-    parser.add_argument("--width", type=float, default=1 / 32)
+    parser.add_argument("--width", type=float, default=1 / 64)
     parser.add_argument("--batch-size", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=6, help="Fit epochs; the first (compiling) is left out.")
-    parser.add_argument("--limit", type=int, default=2000, help="Training images, validation split included.")
+    parser.add_argument("--epochs", type=int, default=5, help="Fit epochs; the first (compiling) is left out.")
+    parser.add_argument("--limit", type=int, default=5000, help="Training images, validation split included.")
     parser.add_argument("--test-limit", type=int, default=100, help="Test images of pcw train's final evaluation.")
     parser.add_argument("--steps", type=int, default=30, help="Steps of each loop of the jitted step (one per epoch).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="A recipe override, as pcw train's.")

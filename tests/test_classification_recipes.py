@@ -134,13 +134,16 @@ def test_cifar100_augshift_recipe_trains_end_to_end_on_synthetic_data(cifar100_l
     # The reported scores are the saved classifier's on the test split: its argmax on the unshifted,
     # normalised images, and the consistency of that classifier under the recipe's shifts.
     from pcw_keras.evaluation import consistency
+    from pcw_keras.models.inference import inference_model
 
+    # The evaluation runs the classifier's inference form in the precision results.json records.
+    classifier = inference_model(model.classifier, results["precision"])
     test = load_split(cifar100_like, "test")
-    right = sum(int((np.argmax(model.classifier.predict_on_batch(images), axis=-1) == labels).sum())
+    right = sum(int((np.argmax(classifier.predict_on_batch(images), axis=-1) == labels).sum())
                 for images, labels in classification_dataset(test, batch_size=64, training=False))
     assert results["test_accuracy_last"] == pytest.approx(right / len(test), abs=1e-12)
     evaluation = recipe["evaluation"]
-    again = consistency(model.classifier, test, max_shift=evaluation["consistency_max_shift"], passes=evaluation["consistency_passes"],
+    again = consistency(classifier, test, max_shift=evaluation["consistency_max_shift"], passes=evaluation["consistency_passes"],
                         seed=recipe["training"]["seed"], verbose=0)
     assert results["consistency_last"] == again["consistency"] and again["accuracy"] == results["test_accuracy_last"]
 

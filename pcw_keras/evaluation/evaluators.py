@@ -25,8 +25,7 @@ import numpy as np
 from pcw_keras.choices import CANVAS_TASKS
 from pcw_keras.data.canvas import FEEDS, CanvasBatches, pass_seeds
 from pcw_keras.data.imageset import ImageSet
-from pcw_keras.layers.canvas_placement import place_on_canvas
-from pcw_keras.normalization import normalize
+from pcw_keras.layers import CanvasPlacement
 
 EVALUATORS: dict[str, Callable[..., dict]] = {}
 """Evaluator type -> ``evaluator(model, test_images, *, task, evaluation, seed) -> dict``."""
@@ -100,7 +99,7 @@ def evaluate_canvas(
     """Accuracy of ``model``'s argmax over :func:`pcw_keras.data.evaluation_passes`.
 
     Each batch goes through one compiled scorer that places the uint8
-    patches on their canvases (as :class:`~pcw_keras.layers.CanvasPlacement`),
+    patches on their canvases (:class:`~pcw_keras.layers.CanvasPlacement`),
     runs the model and takes the argmax on the device: the host sends 32x32
     uint8 patches and cell indices (a ninth of a 3x3 canvas's pixels, a
     quarter of its bytes per pixel) and receives one label per canvas; a
@@ -173,9 +172,7 @@ def _predict_padded(scorer: keras.Model, patches: np.ndarray, cells: np.ndarray)
 def _placement_scorer(model, grid: int, patch_shape: tuple, feed: str) -> keras.Model:
     """``(uint8 patches, cells) -> predicted label``: canvas placement, ``model`` and argmax in one graph.
 
-    The patches are normalised in float32 (as :class:`~pcw_keras.layers.CanvasPlacement` does), then cast
-    to the model's compute dtype before they are placed, so that a bfloat16 model gets a bfloat16 canvas
-    (half the bytes to write, no cast of the whole canvas).
+    The placement computes in the model's compute dtype, so that a bfloat16 model gets a bfloat16 canvas.
     """
     patches = keras.Input(tuple(patch_shape), dtype="uint8", name="patches")
     cells = keras.Input((), dtype="int32", name="cells")
@@ -183,6 +180,6 @@ def _placement_scorer(model, grid: int, patch_shape: tuple, feed: str) -> keras.
         scores = model((patches, cells), training=False)
     else:
         compute_dtype = next((layer.compute_dtype for layer in model.layers if layer.weights), "float32")
-        normalized = keras.ops.cast(normalize(keras.ops.cast(patches, "float32")), compute_dtype)
-        scores = model(place_on_canvas(normalized, cells, grid), training=False)
+        canvases = CanvasPlacement(grid, dtype=compute_dtype, name="placement")((patches, cells))
+        scores = model(canvases, training=False)
     return keras.Model((patches, cells), keras.ops.argmax(scores, axis=-1), name=f"{model.name}_scorer")

@@ -63,6 +63,11 @@ class CanvasPlacement(keras.layers.Layer):
     :func:`pcw_keras.data.canvas_dataset` for the same seed,
     while the host moves only uint8 patches and cell indices.
 
+    The patches are normalised in float32, then cast to the layer's compute
+    dtype before they are placed: under ``mixed_bfloat16`` (or a
+    ``"bfloat16"`` layer in an inference form) the canvas is written in
+    bfloat16, half the bytes, and the next layer has nothing to cast.
+
     Args:
         grid: cells per side of the canvas.
         mean: per-channel mean subtracted after scaling to ``[0, 1]``.
@@ -90,7 +95,8 @@ class CanvasPlacement(keras.layers.Layer):
 
     def call(self, inputs):
         patches, cells = inputs
-        return place_on_canvas(normalize(ops.cast(patches, "float32"), self.mean, self.std), cells, self.grid)
+        normalized = normalize(ops.cast(patches, "float32"), self.mean, self.std)
+        return place_on_canvas(ops.cast(normalized, self.compute_dtype), cells, self.grid)
 
     def compute_output_shape(self, input_shape):
         (batch, h, w, c), _ = input_shape

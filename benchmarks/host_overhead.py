@@ -60,22 +60,9 @@ import sys
 import tempfile
 import time
 
+from pcw_keras import machine
+
 BACKENDS = ("tensorflow", "jax")
-
-
-def cpu_model() -> str:
-    """``lscpu``'s "Model name" (the processor's name), or the platform's where lscpu is missing."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        import platform
-
-        return platform.processor() or platform.machine()
-    for line in out.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "Model name":
-            return value.strip()
-    raise ValueError(f"lscpu names no 'Model name'. Received: {out[:500]!r}")
 
 
 def _recipe(args: argparse.Namespace, **overrides):
@@ -344,7 +331,7 @@ def main() -> None:
     began = time.perf_counter()
     report = {
         "command": " ".join(["python", os.path.relpath(__file__)] + sys.argv[1:]),
-        "cpu_model": cpu_model(), "cores": os.cpu_count(),
+        "cpu_model": machine.cpu_model(), "cores": os.cpu_count(),
         "recipe": args.recipe, "data": args.data, "grid": args.grid, "width": args.width, "batch_size": args.batch_size,
         "epochs": args.epochs, "overrides": args.set,
         "backends": {backend: run_backend(backend, pythons[backend], args) for backend in args.backends},

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from pcw_keras import paper, recipes
+from pcw_keras import machine, paper, recipes
 from pcw_keras.choices import REPRODUCE_SCALES
 from pcw_keras.io import pyplot, save_figure, write_text_atomic
 from pcw_keras.runs import read_results
@@ -303,7 +303,7 @@ def hardware() -> str:
 
         gpus = tf.config.list_physical_devices("GPU")
         accelerators = f"{len(gpus)} GPU(s)" if gpus else "none"
-    return (f"{platform.machine()} {platform.processor() or ''} with {os.cpu_count()} CPU cores, "
+    return (f"{machine.cpu_model()} ({platform.machine()}) with {os.cpu_count()} CPU cores, "
             f"accelerators: {accelerators}; Keras {keras.__version__}, {keras.backend.backend()} backend").replace("  ", " ")
 
 

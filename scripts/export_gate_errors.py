@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import tempfile
 
@@ -33,7 +32,7 @@ FIGURES = ("outcome", "top1_agreement", "relative_error", "max_relative_error", 
 def main(out: str) -> None:
     import keras
 
-    from pcw_keras import recipes
+    from pcw_keras import machine, recipes
     from pcw_keras.runs import export
     from pcw_keras.training import train
 
@@ -51,7 +50,7 @@ def main(out: str) -> None:
             train(recipe, run, verbose=0)
             for format, quantize in EXPORTS:
                 row = {"recipe": name, "format": format, "quantize": quantize, "width": 0.0625,
-                       "cpu": platform.processor() or platform.machine()}
+                       "cpu": machine.cpu_model()}
                 try:
                     check = export(run, os.path.join(root, f"{name}-{format}-{quantize}"), format=format,
                                          quantize=quantize, check_samples=48, calibration_steps=16, latency_runs=3,

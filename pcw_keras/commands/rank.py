@@ -31,10 +31,10 @@ class Target:
     def normalization(self):
         return self.source.normalization
 
-    def load_model(self, precision: str | None = "auto"):
+    def load_model(self, precision: str = "auto"):
         """The model in its inference form in ``precision`` (see ``--precision``)."""
         try:
-            return self.source.model(self.which, precision=precision or "auto")
+            return self.source.model(self.which, precision=precision)
         except (ValueError, FileNotFoundError) as error:
             raise click.ClickException(str(error)) from None
 

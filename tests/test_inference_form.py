@@ -188,3 +188,14 @@ def test_the_measured_bfloat16_accuracy_is_within_the_criterion_that_auto_relies
         assert difference == pytest.approx(row["bfloat16_minus_float32_points"], abs=1e-3)
         assert abs(difference) <= 0.2, row
     assert study["largest_difference_points"] == max(abs(row["bfloat16_minus_float32_points"]) for row in rows)
+
+
+def test_an_export_given_a_precision_is_refused_before_anything_loads(tmp_path):
+    from click.testing import CliRunner
+
+    from pcw_keras.cli import main
+
+    result = CliRunner().invoke(main, ["consistency", str(tmp_path / "model.tflite"), "--data", "cifar10-mini",
+                                       "--precision", "bfloat16"])
+    assert result.exit_code == 2 and "An export runs in the precision it was exported in" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from layer_harness import run_layer_test
 
-from pcw_keras.layers.polyphase import PolyphaseDownsample2D
+from pcw_keras.layers import binomial_filter
+from pcw_keras.layers.polyphase import (
+    COMPONENTS,
+    PolyphaseDownsample2D,
+    PolyphaseSelect2D,
+)
 
 pytestmark = pytest.mark.jax  # keras.ops only: runs in the JAX run too
 
@@ -67,3 +72,37 @@ def test_bad_arguments_and_odd_sizes_are_refused():
         PolyphaseDownsample2D(blur=1)
     with pytest.raises(ValueError, match="needs an even height"):
         PolyphaseDownsample2D()(keras.Input((7, 8, 3)))
+
+
+def _circular_blur(x: np.ndarray, size: int) -> np.ndarray:
+    """The binomial blur with circular padding, in NumPy: ``(size - 1) // 2`` pixels before, the rest after."""
+    kernel, before = binomial_filter(size), (size - 1) // 2
+    return sum(kernel[a, b] * np.roll(x, (before - a, before - b), axis=(1, 2)) for a in range(size) for b in range(size))
+
+
+@pytest.mark.parametrize("blur", [None, 3, 4])
+def test_the_returned_index_selects_the_same_component_of_another_tensor(blur, tmp_path):
+    x = np.random.default_rng(2).normal(size=(5, 8, 6, 3)).astype("float32")
+    other = np.random.default_rng(3).normal(size=(5, 8, 6, 4)).astype("float32")
+    inputs, second = keras.Input((8, 6, 3)), keras.Input((8, 6, 4))
+    kept, index = PolyphaseDownsample2D(blur=blur, return_index=True)(inputs)
+    assert keras.backend.standardize_dtype(index.dtype) == "int32" and tuple(index.shape) == (None,)
+    selected = PolyphaseSelect2D(blur=blur)([second, index])
+    model = keras.Model([inputs, second], [kept, index, selected])
+    path = str(tmp_path / "select.keras")
+    model.save(path)
+    for candidate in (model, keras.saving.load_model(path)):
+        out, chosen, taken = (keras.ops.convert_to_numpy(t) for t in candidate([x, other]))
+        np.testing.assert_array_equal(out, keras.ops.convert_to_numpy(PolyphaseDownsample2D(blur=blur)(x)))
+        full = other if blur is None else _circular_blur(other, blur)
+        for sample, component in enumerate(chosen):
+            i, j = COMPONENTS[component]
+            np.testing.assert_allclose(taken[sample], full[sample, i::2, j::2], rtol=0, atol=1e-6)
+    assert PolyphaseSelect2D.from_config(PolyphaseSelect2D(blur=4).get_config()).blur == 4
+
+
+def test_select_refuses_what_it_cannot_subsample():
+    with pytest.raises(ValueError, match=r"expects two inputs, \[x, index\]"):
+        PolyphaseSelect2D()(keras.Input((8, 8, 3)))
+    with pytest.raises(ValueError, match="needs an even width"):
+        PolyphaseSelect2D()([keras.Input((8, 7, 3)), keras.Input((), dtype="int32")])

@@ -5,7 +5,7 @@ from pcw_keras.layers.canvas_placement import CanvasPlacement
 from pcw_keras.layers.channel_mask import ChannelMask
 from pcw_keras.layers.padding import Padding2D, pad2d
 from pcw_keras.layers.permutation import ChannelPermutation, PermutedGlobalAveragePooling2D
-from pcw_keras.layers.polyphase import PolyphaseDownsample2D
+from pcw_keras.layers.polyphase import PolyphaseDownsample2D, PolyphaseSelect2D
 from pcw_keras.layers.shift import AugShift
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Padding2D",
     "PermutedGlobalAveragePooling2D",
     "PolyphaseDownsample2D",
+    "PolyphaseSelect2D",
     "binomial_filter",
     "pad2d",
 ]

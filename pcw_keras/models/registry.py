@@ -4,7 +4,8 @@ Each name is one function, declared with :func:`register_model` (grep
 ``def <name>``). The family's names are ``resnet{18,34,50}`` with a suffix:
 ``_gapnet`` (3x3 conv to classes, GAP), ``_permutenet`` (GAP, channel
 permutation, dense), ``_blur`` (BlurPool downsampling), ``_cifar`` (3x3 stem),
-``_cifar_blur``; no suffix is GAP and dense. The paper's networks are
+``_cifar_blur``, ``_cifar_aps`` (adaptive polyphase sampling) and
+``_cifar_aps_blur``; no suffix is GAP and dense. The paper's networks are
 :func:`gapnet_resnet18` and :func:`permutenet_resnet18`; ``resnet18_gapnet``
 and ``resnet18_permutenet`` are aliases of them, on purpose (:data:`ALIASES`):
 the same function builds the same model under either name, so recipes and
@@ -117,6 +118,26 @@ def resnet18_cifar(num_classes: int = 10, input_shape: tuple = PAPER_INPUT, **kw
 def resnet18_cifar_blur(num_classes: int = 10, input_shape: tuple = PAPER_INPUT, **kwargs) -> keras.Model:
     """ResNet-18: 3x3 CIFAR stem, BlurPool downsampling, GAP and dense."""
     return _resnet(18, "resnet18_cifar_blur", num_classes, input_shape, kwargs, head="gap", stem="cifar", antialias=True)
+
+
+@register_model
+def resnet18_cifar_aps(num_classes: int = 10, input_shape: tuple = PAPER_INPUT, **kwargs) -> keras.Model:
+    """ResNet-18: 3x3 CIFAR stem, adaptive polyphase sampling (Chaman and Dokmanić 2021), GAP and dense.
+
+    Exactly invariant to circular shifts with ``padding="circular"``.
+    """
+    return _resnet(18, "resnet18_cifar_aps", num_classes, input_shape, kwargs, head="gap", stem="cifar", aps=True)
+
+
+APS_BLUR = 3
+"""The binomial filter of the ``_aps_blur`` variants: 3x3, centred (an odd side adds no half-pixel offset)."""
+
+
+@register_model
+def resnet18_cifar_aps_blur(num_classes: int = 10, input_shape: tuple = PAPER_INPUT, **kwargs) -> keras.Model:
+    """ResNet-18: 3x3 CIFAR stem, APS after a 3x3 binomial blur (:data:`APS_BLUR`), GAP and dense."""
+    return _resnet(18, "resnet18_cifar_aps_blur", num_classes, input_shape, kwargs, head="gap", stem="cifar",
+                   aps=True, aps_blur=APS_BLUR)
 
 
 @register_model

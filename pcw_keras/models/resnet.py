@@ -7,11 +7,22 @@ last block), ``pool`` (the pooled features), ``head`` (the classifier), and
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 
-from pcw_keras.layers import BatchNorm, BlurPool2D, ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
+from pcw_keras.layers import (
+    BatchNorm,
+    BlurPool2D,
+    ChannelPermutation,
+    Padding2D,
+    PermutedGlobalAveragePooling2D,
+    PolyphaseDownsample2D,
+    PolyphaseSelect2D,
+)
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.layers.padding import MODES as PADDING_MODES
+from pcw_keras.layers.polyphase import NORMS as APS_NORMS
 
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
 STEMS = ("imagenet", "cifar")
@@ -41,11 +52,36 @@ def apply_conv_bn(x, filters, kernel_size, strides, padding_mode, name, relu=Tru
     return x
 
 
-def apply_downsample(x, strides, antialias, name):
-    """Zhang 2019's placement: a strided op becomes stride 1 followed by BlurPool."""
-    if strides == 1 or not antialias:
-        return x
-    return BlurPool2D(strides=strides, name=f"{name}_blurpool")(x)
+@dataclass(frozen=True)
+class Polyphase:
+    """Adaptive polyphase sampling (Chaman and Dokmanić 2021) in place of every stride-2 subsampling.
+
+    ``norm`` and ``blur`` are :class:`pcw_keras.layers.PolyphaseDownsample2D`'s.
+    """
+
+    norm: str = "l2"
+    blur: int | None = None
+
+    def downsample(self, x, name):
+        """``(x subsampled to its component of largest norm, the chosen index)``; layer ``{name}_aps``."""
+        return PolyphaseDownsample2D(self.norm, self.blur, return_index=True, name=f"{name}_aps")(x)
+
+    def select(self, x, index, name):
+        """``x`` subsampled to the component ``index`` that a main path chose; layer ``{name}_aps``."""
+        return PolyphaseSelect2D(self.blur, name=f"{name}_aps")([x, index])
+
+
+def apply_downsample(x, strides, antialias, name, aps=None):
+    """Where a strided op became stride 1: ``(x subsampled, the polyphase index or None)``.
+
+    Zhang 2019's placement with ``antialias`` (BlurPool), Chaman and
+    Dokmanić's with ``aps`` (a :class:`Polyphase`); ``x`` as it is otherwise.
+    """
+    if strides == 1 or not (antialias or aps):
+        return x, None
+    if aps is not None:
+        return aps.downsample(x, name)
+    return BlurPool2D(strides=strides, name=f"{name}_blurpool")(x), None
 
 
 def _center_crop_to(x, reference, name):
@@ -57,7 +93,7 @@ def _center_crop_to(x, reference, name):
     return keras.layers.Cropping2D(((crop_h // 2, crop_h - crop_h // 2), (crop_w // 2, crop_w - crop_w // 2)), name=name)(x)
 
 
-def apply_shortcut(x, filters, strides, padding_mode, antialias, name):
+def apply_shortcut(x, filters, strides, padding_mode, antialias, name, aps=None, index=None):
     """Identity, or a subsampled 1x1 projection -> BatchNorm when the shape changes.
 
     A strided 1x1 convolution equals taking every ``strides``-th pixel, then a
@@ -65,34 +101,53 @@ def apply_shortcut(x, filters, strides, padding_mode, antialias, name):
     the convolution, same weights and names). TensorFlow's oneDNN kernel for the
     strided 1x1 backward pass corrupts memory on some shapes (e.g. 8 -> 16
     channels on a 48x48 map, TensorFlow 2.21 on CPU); this form avoids it and
-    computes the same function. With ``antialias``, BlurPool does the subsampling.
+    computes the same function. With ``antialias``, BlurPool does the subsampling;
+    with ``aps``, :class:`~pcw_keras.layers.PolyphaseSelect2D` takes the
+    polyphase component ``index`` that the block's main path chose.
     """
     if strides == 1 and x.shape[-1] == filters:
         return x
-    if antialias:
-        x = apply_downsample(x, strides, True, name)
+    if aps is not None and strides > 1:
+        x = aps.select(x, index, name)
+    elif antialias:
+        x, _ = apply_downsample(x, strides, True, name)
     elif strides > 1:
         x = keras.layers.MaxPooling2D(1, strides=strides, name=f"{name}_subsample")(x)
     return apply_conv_bn(x, filters, 1, 1, padding_mode, name, relu=False, padding=0)
 
 
-def apply_basic_block(x, filters, strides, padding_mode, antialias, name):
-    """ResNet BasicBlock (two 3x3 convolutions), as torchvision's."""
-    shortcut = apply_shortcut(x, filters, strides, padding_mode, antialias, f"{name}_downsample")
-    conv_strides = 1 if antialias else strides
+def _shortcut_after_main_path(strides, aps) -> bool:
+    """Whether the shortcut waits for the main path's polyphase index (APS in a strided block)."""
+    return aps is not None and strides > 1
+
+
+def apply_basic_block(x, filters, strides, padding_mode, antialias, name, aps=None):
+    """ResNet BasicBlock (two 3x3 convolutions), as torchvision's.
+
+    With ``aps`` in a strided block the shortcut keeps the polyphase
+    component that the main path's downsampling chose, per sample.
+    """
+    late = _shortcut_after_main_path(strides, aps)
+    shortcut = None if late else apply_shortcut(x, filters, strides, padding_mode, antialias, f"{name}_downsample")
+    conv_strides = 1 if (antialias or aps) else strides
     y = apply_conv_bn(x, filters, 3, conv_strides, padding_mode, f"{name}_1")
-    y = apply_downsample(y, strides, antialias, f"{name}_1")
+    y, index = apply_downsample(y, strides, antialias, f"{name}_1", aps)
+    if late:
+        shortcut = apply_shortcut(x, filters, strides, padding_mode, antialias, f"{name}_downsample", aps, index)
     y = apply_conv_bn(y, filters, 3, 1, padding_mode, f"{name}_2", relu=False)
     return _add_relu(shortcut, y, name)
 
 
-def apply_bottleneck_block(x, filters, strides, padding_mode, antialias, name):
-    """ResNet Bottleneck (1x1, 3x3 with the stride, 1x1 x4), as torchvision's v1.5."""
+def apply_bottleneck_block(x, filters, strides, padding_mode, antialias, name, aps=None):
+    """ResNet Bottleneck (1x1, 3x3 with the stride, 1x1 x4), as torchvision's v1.5; ``aps`` as in the BasicBlock."""
     out = filters * BOTTLENECK_EXPANSION
-    shortcut = apply_shortcut(x, out, strides, padding_mode, antialias, f"{name}_downsample")
+    late = _shortcut_after_main_path(strides, aps)
+    shortcut = None if late else apply_shortcut(x, out, strides, padding_mode, antialias, f"{name}_downsample")
     y = apply_conv_bn(x, filters, 1, 1, padding_mode, f"{name}_1", padding=0)
-    y = apply_conv_bn(y, filters, 3, 1 if antialias else strides, padding_mode, f"{name}_2")
-    y = apply_downsample(y, strides, antialias, f"{name}_2")
+    y = apply_conv_bn(y, filters, 3, 1 if (antialias or aps) else strides, padding_mode, f"{name}_2")
+    y, index = apply_downsample(y, strides, antialias, f"{name}_2", aps)
+    if late:
+        shortcut = apply_shortcut(x, out, strides, padding_mode, antialias, f"{name}_downsample", aps, index)
     y = apply_conv_bn(y, out, 1, 1, padding_mode, f"{name}_3", relu=False, padding=0)
     return _add_relu(shortcut, y, name)
 
@@ -103,15 +158,25 @@ def _add_relu(shortcut, y, name):
     return keras.layers.ReLU(name=f"{name}_out")(x)
 
 
-def apply_stem(x, stem, maxpool, width, padding_mode, antialias):
-    """ImageNet stem (7x7/2, optional 3x3/2 max-pool) or CIFAR stem (3x3/1); output named ``stem``."""
+def apply_stem(x, stem, maxpool, width, padding_mode, antialias, aps=None):
+    """ImageNet stem (7x7/2, optional 3x3/2 max-pool) or CIFAR stem (3x3/1); output named ``stem``.
+
+    With ``aps`` the 7x7 convolution runs at stride 1 followed by APS, and the
+    max-pool at stride 1 (3x3, padded by 1 in the network's padding mode)
+    followed by APS: the same sizes as the strided forms on even maps.
+    """
     channels = scaled(STAGE_CHANNELS[0], width)
     if stem == "imagenet":
-        x = apply_conv_bn(x, channels, 7, 2, padding_mode, "stem")
+        x = apply_conv_bn(x, channels, 7, 1 if aps else 2, padding_mode, "stem")
+        x, _ = apply_downsample(x, 2, False, "stem", aps)
     else:
         x = apply_conv_bn(x, channels, 3, 1, padding_mode, "stem")
     if maxpool:
-        if antialias:  # Zhang 2019: max-pool 2x2 stride 1, then BlurPool.
+        if aps is not None:
+            x = Padding2D(1, mode=padding_mode, name="stem_maxpool_pad")(x)
+            x = keras.layers.MaxPooling2D(3, strides=1, name="stem_maxpool")(x)
+            x, _ = aps.downsample(x, "stem_maxpool")
+        elif antialias:  # Zhang 2019: max-pool 2x2 stride 1, then BlurPool.
             x = keras.layers.MaxPooling2D(2, strides=1, name="stem_maxpool")(x)
             x = BlurPool2D(strides=2, name="stem_blurpool")(x)
         else:  # After a ReLU, zero padding is PyTorch's -inf padding for a max.
@@ -156,6 +221,26 @@ def _check_unpadded_input(input_shape, stem, maxpool, head, block_kind, blocks, 
                 )
 
 
+def _polyphase(aps, norm, blur, antialias, padding) -> Polyphase | None:
+    """The checked APS options as a :class:`Polyphase` (``None`` without ``aps``)."""
+    if not isinstance(aps, bool):
+        raise TypeError(f"`aps` must be a bool. Received: aps={aps!r}")
+    check_choice("aps_norm", norm, APS_NORMS)
+    if blur is not None:
+        check_int_range("aps_blur", blur, 2, 7)
+    if not aps:
+        if blur is not None or norm != "l2":
+            raise ValueError(f"`aps_norm` and `aps_blur` need `aps=True`. Received: aps_norm={norm!r}, aps_blur={blur!r}")
+        return None
+    if antialias:
+        raise ValueError("`aps` and `antialias` are two ways to downsample; choose one (APS after a binomial "
+                         "blur is `aps_blur`). Received: aps=True, antialias=True")
+    if padding == "none":
+        raise ValueError('`aps` needs a padding mode (unpadded maps reach odd sizes, and nothing is shift-'
+                         'invariant at the borders). Received: aps=True, padding="none"')
+    return Polyphase(norm, blur)
+
+
 def resnet(
     depth: int = 18,
     num_classes: int = 10,
@@ -169,6 +254,9 @@ def resnet(
     permutation_mode: str = "batch",
     permutation_seed: int | None = None,
     antialias: bool = False,
+    aps: bool = False,
+    aps_norm: str = "l2",
+    aps_blur: int | None = None,
     width: float = 1.0,
     name: str | None = None,
 ) -> keras.Model:
@@ -206,6 +294,22 @@ def resnet(
         BlurPool (filter 4) in the strided convolutions, shortcuts and max-pool,
         Zhang 2019's placement; the stem convolution stays strided as in
         Zhang's default (``pool_only=True``).
+    aps : bool
+        Adaptive polyphase sampling (Chaman and Dokmanić 2021) wherever the
+        network downsamples: each strided convolution (the stem's too) runs at
+        stride 1 followed by :class:`~pcw_keras.layers.PolyphaseDownsample2D`,
+        the max-pool at stride 1 followed by it, and each projection
+        shortcut keeps, per sample, the component its block's main path chose
+        (:class:`~pcw_keras.layers.PolyphaseSelect2D`). With
+        ``padding="circular"`` the network is exactly invariant to circular
+        shifts of its input (``tests/test_aps_resnet.py``). Not with
+        ``antialias`` (choose one; ``aps_blur`` is APS with a blur filter) nor
+        ``padding="none"``; every downsampled map must have an even size.
+    aps_norm : {"l2", "linf"}
+        With ``aps``: the norm that picks the component.
+    aps_blur : int, optional
+        With ``aps``: side (2 to 7) of the circularly padded binomial filter
+        applied before each selection; ``None``: no blur.
     width : float
         Channel multiplier (> 0): 1.0 is 64-128-256-512.
 
@@ -228,6 +332,7 @@ def resnet(
     check_choice("head", head, HEADS)
     check_choice("permute_at", permute_at, PERMUTE_AT)
     check_positive("width", width)
+    polyphase = _polyphase(aps, aps_norm, aps_blur, antialias, padding)
     if len(tuple(input_shape)) != 3:
         raise ValueError(f"`input_shape` must be (height, width, channels). Received: input_shape={input_shape!r}")
     block_kind, blocks = DEPTHS[depth]
@@ -238,14 +343,14 @@ def resnet(
     permute_stage = head == "permuted_gap" and permute_at != "pool"
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = apply_stem(inputs, stem, maxpool, width, padding, antialias)
+    x = apply_stem(inputs, stem, maxpool, width, padding, antialias, polyphase)
     for index, (channels, count) in enumerate(zip(STAGE_CHANNELS, blocks), start=1):
         stage = f"stage{index}"
         if permute_stage and permute_at == stage:
             x = ChannelPermutation(mode=permutation_mode, seed=permutation_seed, name="permute")(x)
         for block in range(1, count + 1):
             strides = 2 if (block == 1 and index > 1) else 1
-            x = apply_block(x, scaled(channels, width), strides, padding, antialias, f"{stage}_block{block}")
+            x = apply_block(x, scaled(channels, width), strides, padding, antialias, f"{stage}_block{block}", polyphase)
         x = keras.layers.Identity(name=stage)(x)
 
     if head == "gapnet":

@@ -11,7 +11,7 @@ from PIL import Image
 from pcw_keras import recipes
 from pcw_keras.cli import main
 from pcw_keras.evaluation import consistency, consistency_curve, plot_curves, write_curves_csv
-from pcw_keras.evaluation.consistency import ring
+from pcw_keras.evaluation.consistency import ring, roll
 
 RAW = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}  # images in [0, 1]; padding 0 is black
 
@@ -91,6 +91,31 @@ def test_the_two_shifts_always_differ(dots):
     assert curve["consistency"] == [0.0] * 4 and curve["accuracy_unshifted"] == 1.0
 
 
+def mean_red_above(threshold: float):
+    """Class 1 when the image's mean red value exceeds ``threshold``: a circular shift keeps the mean, a zero fill lowers it."""
+    return functional(lambda x: keras.ops.stack([threshold + 0 * x[:, 0, 0, 0], keras.ops.mean(x[..., 0], axis=(1, 2))],
+                                                axis=-1), 2)
+
+
+def test_circular_consistency_rolls_the_same_offsets(noise, dots):
+    # Invariant to circular shifts, not to zero-filled ones: the two columns part.
+    scores = consistency(mean_red_above(0.45), noise, max_shift=3, passes=2, verbose=0, **RAW)
+    assert scores["circular_consistency"] == 1.0 and scores["circular_consistency_per_pass"] == [1.0, 1.0]
+    assert scores["consistency"] < 0.9
+    # The two rolls differ (the dot lands on two different pixels) and stay in the image: never consistent.
+    located = consistency(locates_bright_pixel(), dots, max_shift=2, passes=3, verbose=0, **RAW)
+    assert located["circular_consistency"] == 0.0
+    # A model that reads one pixel of noise agrees on a roll about as often as on a zero-filled shift.
+    assert 0.2 < consistency(reads_one_pixel(), noise, max_shift=2, passes=3, verbose=0, **RAW)["circular_consistency"] < 1.0
+
+
+def test_roll_moves_each_image_by_its_own_offset():
+    images = np.arange(2 * 4 * 5 * 1).reshape(2, 4, 5, 1)
+    rolled = roll(images, np.array([[1, -2], [0, 3]]))
+    np.testing.assert_array_equal(rolled[0], np.roll(images[0], (1, -2), axis=(0, 1)))
+    np.testing.assert_array_equal(rolled[1], np.roll(images[1], (0, 3), axis=(0, 1)))
+
+
 def test_same_seed_same_scores(noise):
     a = consistency(reads_one_pixel(), noise, max_shift=2, passes=2, seed=5, verbose=0, **RAW)
     b = consistency(reads_one_pixel(), noise, max_shift=2, passes=2, seed=5, verbose=0, **RAW)
@@ -143,8 +168,9 @@ def test_cli_evaluate_consistency_of_a_run_directory(tiny_npz, tmp_path):
     result = CliRunner().invoke(main, ["evaluate", "consistency", str(run_dir), "--passes", "1", "--curve-max-shift", "2",
                                        "--limit", "20"])
     assert result.exit_code == 0, result.output
-    assert "consistency" in result.output and "accuracy" in result.output
+    assert "consistency" in result.output and "circular consistency" in result.output and "accuracy" in result.output
     scores = json.loads((run_dir / "consistency.json").read_text())
+    assert 0.0 <= scores["circular_consistency"] <= 1.0
     assert scores["images"] == 20 and scores["curve"]["shift"] == [1, 2]
     # What the command reports is the library's measure of that model on the run's test images (its recipe's
     # data, 20 of them), with the same shifts.

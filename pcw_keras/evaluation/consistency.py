@@ -13,6 +13,15 @@ with ``max_shift=4``, the same range as the standard pad-4 crop augmentation).
 The accuracy of the unshifted images and of the shifted crops is reported
 alongside.
 
+*Circular consistency*, reported beside it from the same draws: each image is
+rolled circularly (``np.roll``: what leaves one side enters at the other, no
+fill) by the same two offsets (``offset - max_shift`` pixels per axis), and an
+image is consistent when both rolled copies get the same class. A network
+with circular padding and adaptive polyphase sampling (``resnet(aps=True,
+padding="circular")``) is exactly invariant to circular shifts (100% up to
+float rounding); a zero-filled shift moves the content across a border of
+zeros instead, which no such network is exactly invariant to.
+
 Protocol of :func:`consistency_curve`, for each distance ``d = 1 .. max_shift``:
 the prediction for the unshifted image is compared with the prediction for
 the image moved by a vector drawn uniformly among the ``8 d`` whole-pixel
@@ -80,8 +89,10 @@ def consistency(
     -------
     dict
         ``consistency`` (in ``[0, 1]``), ``consistency_per_pass``,
-        ``accuracy`` (unshifted images), ``accuracy_shifted`` (all crops),
-        ``max_shift``, ``passes``, ``fill``, ``images``.
+        ``circular_consistency`` and ``circular_consistency_per_pass`` (the
+        same draws as circular shifts), ``accuracy`` (unshifted images),
+        ``accuracy_shifted`` (all crops), ``max_shift``, ``passes``, ``fill``,
+        ``images``.
 
     Example
     -------
@@ -97,7 +108,7 @@ def consistency(
     second = (first + 1 + rng.integers(0, side * side - 1, size=(passes, count))) % (side * side)
     offsets = [np.stack(np.divmod(index, side), axis=-1).astype("int32") for index in (first, second)]
 
-    agree = np.zeros(passes)
+    agree, agree_circular = np.zeros(passes), np.zeros(passes)
     right_shifted = 0
     right = 0
     for rows, batch, batch_labels in _normalized_batches(images, labels, batch_size, mean, std, verbose):
@@ -108,10 +119,14 @@ def consistency(
             view1, view2 = predicted[: len(batch)], predicted[len(batch) :]
             agree[p] += int((view1 == view2).sum())
             right_shifted += int((view1 == batch_labels).sum() + (view2 == batch_labels).sum())
-    per_pass = agree / count
+            rolled = _predict(model, np.concatenate([roll(batch, o[p, rows] - max_shift) for o in offsets]))
+            agree_circular[p] += int((rolled[: len(batch)] == rolled[len(batch) :]).sum())
+    per_pass, per_pass_circular = agree / count, agree_circular / count
     return {
         "consistency": float(per_pass.mean()),
         "consistency_per_pass": [float(v) for v in per_pass],
+        "circular_consistency": float(per_pass_circular.mean()),
+        "circular_consistency_per_pass": [float(v) for v in per_pass_circular],
         "accuracy": right / count,
         "accuracy_shifted": right_shifted / (2 * passes * count),
         "max_shift": max_shift,
@@ -119,6 +134,19 @@ def consistency(
         "fill": fill,
         "images": count,
     }
+
+
+def roll(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Each image rolled circularly by its own ``(dy, dx)`` (``np.roll`` on height and width).
+
+    Parameters
+    ----------
+    images : np.ndarray
+        ``(N, H, W, C)``.
+    shifts : np.ndarray
+        ``(N, 2)`` integers; ``+1`` moves the content one pixel down (right).
+    """
+    return np.stack([np.roll(image, (int(dy), int(dx)), axis=(0, 1)) for image, (dy, dx) in zip(images, shifts)])
 
 
 def ring(distance: int) -> np.ndarray:

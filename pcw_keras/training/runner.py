@@ -233,7 +233,7 @@ def evaluate_run(
             scores = evaluate(load_model(path, precision=precision), test_images, task=recipe["task"],
                               evaluation=recipe["evaluation"], seed=recipe["training"]["seed"])
         results[f"test_accuracy_{which}"] = scores["accuracy"]
-        for key in ("per_cell_accuracy", "consistency"):  # canvas tasks / classification
+        for key in ("per_cell_accuracy", "consistency", "circular_consistency"):  # canvas tasks / classification
             if key in scores:
                 results[f"{key}_{which}"] = scores[key]
     results["chance"] = 1.0 / recipe.num_classes(test_images.class_names)

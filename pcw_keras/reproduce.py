@@ -4,7 +4,10 @@ The *channels* table (Islam et al., ICCV 2021, Table 1) has 8 cells: the
 location and the image task on 3x3 and 7x7 canvases, for GAPNet and
 PermuteNet. The *translation* table (Table 2) has 6: ResNet-18, BlurPool and
 AugShift on CIFAR-10 and CIFAR-100, each with top-1 accuracy and shift
-consistency. Every (cell, seed) is a ``pcw train`` run in
+consistency; two rows beyond the paper follow them, the APS ResNet-18
+(adaptive polyphase sampling, Chaman and Dokmanić 2021) without and with a
+blur filter on CIFAR-10 (no paper values: "—"), and every row gets the
+circular-shift consistency beside Zhang's (not in the paper either). Every (cell, seed) is a ``pcw train`` run in
 ``<out>/<table>/<cell>/seed-<n>``: a killed ``pcw reproduce`` resumes the
 cell it was in and skips the finished ones. After each cell,
 ``<out>/<table>/results.md`` and ``results.png`` put the paper's value
@@ -49,14 +52,37 @@ class Cell:
     paper: dict
 
 
+BEYOND_PAPER: dict[str, tuple[str, ...]] = {
+    "translation": ("cifar10-resnet18-aps", "cifar10-resnet18-aps-blur"),
+}
+"""Rows each table adds to the paper's, after its rows of the same data set: recipes with no paper values."""
+
+
+def _with_beyond(table: str, cells: list[Cell]) -> tuple[Cell, ...]:
+    """``cells`` with :data:`BEYOND_PAPER`'s rows of ``table`` after the last paper row of their data set."""
+    for recipe in BEYOND_PAPER.get(table, ()):
+        dataset = recipe.split("-")[0]
+        last = max(index for index, cell in enumerate(cells) if cell.recipe.split("-")[0] == dataset)
+        cells.insert(last + 1, Cell(recipe, {}))
+    return tuple(cells)
+
+
 TABLES: dict[str, tuple[Cell, ...]] = {
     "channels": tuple(Cell(f"{task}-{grid}x{grid}-{net}", {"accuracy": accuracy})
                       for (task, grid, net), accuracy in paper.CHANNELS.items()),
-    "translation": tuple(Cell(f"{dataset}-{net}", dict(values)) for (dataset, net), values in paper.TRANSLATION.items()),
+    "translation": _with_beyond("translation", [Cell(f"{dataset}-{net}", dict(values))
+                                                for (dataset, net), values in paper.TRANSLATION.items()]),
 }
+TABLE_METRICS: dict[str, tuple[str, ...]] = {
+    "channels": ("accuracy",),
+    "translation": ("top1", "consistency", "circular_consistency"),
+}
+"""The metrics of each table's rows, the paper's and those beyond it (``circular_consistency``: all rows, no paper value)."""
+NOT_IN_PAPER = "—"
 PAPER_KEPT_SHARES = {f"{task}-{grid}x{grid}": paper.channels_kept_share(task, grid) for task, grid, _ in paper.CHANNELS}
 """The paper's own kept share per channels-table task (``location-3x3``...), from its Table 1 and its chance."""
-METRIC_KEYS = {"accuracy": "test_accuracy_best", "top1": "test_accuracy_best", "consistency": "consistency_best"}
+METRIC_KEYS = {"accuracy": "test_accuracy_best", "top1": "test_accuracy_best", "consistency": "consistency_best",
+               "circular_consistency": "circular_consistency_best"}
 
 
 def table_cells(table: str, names: list[str] | None = None) -> tuple[Cell, ...]:
@@ -308,11 +334,13 @@ def hardware() -> str:
 
 
 def summarize(table: str, cells: tuple[Cell, ...], scale: str, seeds: list[int], out: str) -> list[dict]:
-    """Per cell and metric: the paper's value and the mean and std over the finished seeds (percent)."""
+    """Per cell and metric (:data:`TABLE_METRICS`): the paper's value (None where the paper has none) and the mean
+    and std over the finished seeds (percent)."""
     rows = []
     for cell in cells:
         done = [r for r in (read_results(run_dir(out, table, cell, seed)) for seed in seeds) if r]
-        for metric, reported in cell.paper.items():
+        for metric in TABLE_METRICS[table]:
+            reported = cell.paper.get(metric)
             values = [100 * r[METRIC_KEYS[metric]] for r in done if METRIC_KEYS[metric] in r]
             rows.append({
                 "cell": cell.recipe, "metric": metric, "paper": reported, "seeds": len(values),
@@ -360,7 +388,10 @@ def write_report(table: str, rows: list[dict], scale: str, seeds: list[int], out
     ]
     for row in rows:
         here = "-" if row["mean"] is None else f"{row['mean']:.1f} ± {row['std']:.1f}"
-        lines.append(f"| {row['cell']} | {row['metric']} | {row['paper']:.1f} | {here} | {row['seeds']}/{len(seeds)} |")
+        reported = NOT_IN_PAPER if row["paper"] is None else f"{row['paper']:.1f}"
+        lines.append(f"| {row['cell']} | {row['metric']} | {reported} | {here} | {row['seeds']}/{len(seeds)} |")
+    if any(row["paper"] is None for row in rows):
+        lines += ["", f"{NOT_IN_PAPER}: not in the paper (a row or a metric beyond its table)."]
     shares = kept_share_lines(rows)
     if shares:
         lines += ["", *(f"- {line}" for line in shares)]
@@ -378,7 +409,8 @@ def _plot(rows: list[dict], title: str, path: str) -> None:
               else f"{row['cell']}\n{row['metric']}" for row in rows]
     positions = np.arange(len(rows))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(rows)), 4.2))
-    axes.bar(positions - 0.2, [row["paper"] for row in rows], 0.4, label="paper", color="#999999")
+    axes.bar(positions - 0.2, [np.nan if row["paper"] is None else row["paper"] for row in rows], 0.4, label="paper",
+             color="#999999")
     here = [np.nan if row["mean"] is None else row["mean"] for row in rows]
     errors = [0.0 if row["std"] is None else row["std"] for row in rows]
     axes.bar(positions + 0.2, here, 0.4, yerr=errors, label="here (mean ± std)", color="#1f77b4")

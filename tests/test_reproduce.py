@@ -14,7 +14,10 @@ def test_tables_hold_the_papers_cells_and_values():
     channels = {cell.recipe: cell.paper["accuracy"] for cell in reproduce.TABLES["channels"]}
     assert len(channels) == 8 and channels["location-7x7-permutenet"] == 21.4 and channels["image-3x3-gapnet"] == 82.6
     translation = {cell.recipe: cell.paper for cell in reproduce.TABLES["translation"]}
-    assert len(translation) == 6 and translation["cifar100-resnet18-augshift"] == {"top1": 72.6, "consistency": 85.6}
+    assert len(translation) == 8 and translation["cifar100-resnet18-augshift"] == {"top1": 72.6, "consistency": 85.6}
+    # The APS rows follow CIFAR-10's paper rows, with no paper values.
+    assert list(translation)[2:5] == ["cifar10-resnet18-augshift", "cifar10-resnet18-aps", "cifar10-resnet18-aps-blur"]
+    assert translation["cifar10-resnet18-aps"] == translation["cifar10-resnet18-aps-blur"] == {}
     with pytest.raises(ValueError, match="Its cells: location-3x3-gapnet"):
         reproduce.table_cells("channels", ["location-3x3-resnet"])
     with pytest.raises(ValueError, match="channels, translation"):
@@ -57,12 +60,14 @@ def test_the_papers_kept_share_uses_the_papers_chance_whatever_the_runs_data(tmp
     assert lines == ["image-3x3: PermuteNet keeps 43% of GAPNet's above-chance accuracy here, 99% in the paper."]
 
 
-def _fake_run(out, table, cell, seed, accuracy, chance, consistency=None):
+def _fake_run(out, table, cell, seed, accuracy, chance, consistency=None, circular=None):
     path = reproduce.run_dir(out, table, reproduce.table_cells(table, [cell])[0], seed)
     os.makedirs(path)
     results = {"test_accuracy_best": accuracy, "chance": chance}
     if consistency is not None:
         results["consistency_best"] = consistency
+    if circular is not None:
+        results["circular_consistency_best"] = circular
     with open(os.path.join(path, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(results, handle)
 
@@ -83,6 +88,24 @@ def test_report_puts_mean_and_std_over_seeds_beside_the_paper(tmp_path):
     assert "demo scale" in text and "CPU cores" in text
     assert "PermuteNet keeps 16% of GAPNet's above-chance accuracy here, 76% in the paper" in text
     assert os.path.getsize(chart) > 1000
+
+
+def test_translation_report_shows_aps_rows_and_circular_consistency_beside_the_paper(tmp_path):
+    out = str(tmp_path)
+    _fake_run(out, "translation", "cifar10-resnet18", 0, 0.5, 0.1, consistency=0.8, circular=0.7)
+    _fake_run(out, "translation", "cifar10-resnet18-aps", 0, 0.45, 0.1, consistency=0.85, circular=1.0)
+    cells = reproduce.table_cells("translation", ["cifar10-resnet18", "cifar10-resnet18-aps"])
+    rows = reproduce.summarize("translation", cells, "reduced", [0], out)
+    assert [(row["cell"], row["metric"]) for row in rows] == [
+        (cell, metric) for cell in ("cifar10-resnet18", "cifar10-resnet18-aps")
+        for metric in ("top1", "consistency", "circular_consistency")]
+    markdown, chart = reproduce.write_report("translation", rows, "reduced", [0], out)
+    text = open(markdown, encoding="utf-8").read()
+    assert "| cifar10-resnet18 | consistency | 90.8 | 80.0 ± 0.0 | 1/1 |" in text
+    assert "| cifar10-resnet18 | circular_consistency | — | 70.0 ± 0.0 | 1/1 |" in text
+    assert "| cifar10-resnet18-aps | top1 | — | 45.0 ± 0.0 | 1/1 |" in text
+    assert "| cifar10-resnet18-aps | circular_consistency | — | 100.0 ± 0.0 | 1/1 |" in text
+    assert "—: not in the paper" in text and os.path.getsize(chart) > 1000
 
 
 def test_reproduce_runs_cells_then_skips_them_when_rerun(tmp_path, tiny_npz):

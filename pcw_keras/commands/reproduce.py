@@ -51,7 +51,7 @@ def _seeds(text: str) -> list[int]:
               help="With --device: milliseconds per step beside the arithmetic (default: a width-1/32 step measured here).")
 def command(table, scale, cells, seeds_text, data, data_cifar100, out, sets, time_budget, estimate_only, no_estimate,
             report_only, device, device_fraction, step_overhead_ms) -> None:
-    """Reproduce TABLE of the paper: channels (Table 1, 8 cells) or translation (Table 2, 6 cells).
+    """Reproduce TABLE of the paper: channels (Table 1, 8 cells) or translation (Table 2, 6 cells, and 2 APS rows beyond it).
 
     Each cell is a `pcw train` run of its recipe in its own run directory. Before
     starting, it prints an estimate: the FLOPs of every run at the rate and

@@ -111,3 +111,18 @@ def test_invariance_on_any_backend():
     shifts = _random_shifts(21, seed=4)
     assert _worst_relative_change(aps, _image(3), shifts) <= RTOL
     assert _worst_relative_change(plain, _image(3), shifts) > 100 * RTOL
+
+
+def test_recipes_choose_aps_by_model_name_or_by_fields():
+    from pcw_keras import recipes
+    from pcw_keras.layers import Padding2D
+
+    cases = [("cifar10-resnet18-aps", {}, None), ("cifar10-resnet18-aps-blur", {}, 3),
+             ("cifar10-resnet18", {"model.aps": True, "model.aps_blur": 5, "model.padding": "circular"}, 5)]
+    for name, fields, blur in cases:
+        model = recipes.load(name, **{"model.width": 1 / 16, **fields}).build_model(num_classes=10, steps_per_epoch=1)
+        aps = [layer for layer in model.layers if isinstance(layer, PolyphaseDownsample2D)]
+        assert len(aps) == 3 and {layer.blur for layer in aps} == {blur}, name
+        assert {layer.mode for layer in model.layers if isinstance(layer, Padding2D)} == {"circular"}, name
+    with pytest.raises(ValueError, match="`model.aps_blur` must be <= 7"):
+        recipes.load("cifar10-resnet18-aps", **{"model.aps_blur": 8})

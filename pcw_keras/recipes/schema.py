@@ -74,6 +74,13 @@ SCHEMA: dict[str, Any] = {
         "permute_at": Field("pool", STR, choices=("pool", "stage1", "stage2", "stage3", "stage4")),
         "permutation_mode": Field("batch", STR, choices=("batch", "sample")),
         "antialias": Field(None, BOOL, optional=True, help="BlurPool; null keeps the model's default."),
+        "aps": Field(None, BOOL, optional=True,
+                     help="Adaptive polyphase sampling wherever the network downsamples (not with antialias); "
+                          "null keeps the model's default."),
+        "aps_norm": Field(None, STR, choices=("l2", "linf"), optional=True,
+                          help="With aps: the norm that picks the polyphase component; null: the model's (l2)."),
+        "aps_blur": Field(None, INT, low=2, high=7, optional=True,
+                          help="With aps: side of the binomial blur before each selection; null: the model's."),
     },
     "augshift": {
         "enabled": Field(False, BOOL, help="Train with AugShift (two shifted views, CE + weight * latent MSE)."),

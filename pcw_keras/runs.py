@@ -264,10 +264,9 @@ class ModelFile:
         self._model: keras.Model | None = None
 
     def model(self, which: str = "best", *, inference: bool = True, precision: str | None = None) -> keras.Model:
-        if self._model is None:
-            model = _with_input_size(load_model(self.path, inference=inference), self.input_size)
-            self._model = plain_model(model, precision) if inference and precision is not None else model
-        return self._model
+        if self._model is None:  # loaded once; each call makes its own inference form
+            self._model = _with_input_size(load_model(self.path, inference=inference), self.input_size)
+        return plain_model(self._model, precision) if inference and precision is not None else self._model
 
     def images(self, split: str, limit: int | None = None):
         from pcw_keras.data import load_split

@@ -23,15 +23,16 @@ BELOW = {
     "scales": {"recipes"},
     "runs": {"recipes", "export", "evaluation", "data", "models", "layers"},
     "training": {"runs", "recipes", "evaluation", "data", "models", "layers"},
+    "report": {"runs", "recipes", "export", "evaluation", "data", "models", "layers"},
     "backends": set(),
     "demo_plots": set(),
     "demo_verdict": set(),
     "reproduce": {"training", "runs", "scales", "recipes", "evaluation", "data", "models", "layers"},
     "demo": {"demo_plots", "demo_verdict", "training", "runs", "scales", "recipes", "evaluation", "data", "models",
              "layers"},
-    "commands": {"demo", "reproduce", "training", "runs", "recipes", "export", "evaluation", "data", "models",
+    "commands": {"demo", "reproduce", "report", "training", "runs", "recipes", "export", "evaluation", "data", "models",
                  "layers", "backends"},
-    "cli": {"commands", "demo", "reproduce", "training", "runs", "recipes", "export", "evaluation", "data", "models",
+    "cli": {"commands", "demo", "reproduce", "report", "training", "runs", "recipes", "export", "evaluation", "data", "models",
             "layers", "backends"},
 }
 

@@ -61,7 +61,9 @@ def resolve_target(target: str, which: str, images: str | None, task: str | None
 
 def ranking_path(out: str, method: str, layer: str | None = None) -> str:
     """``OUT/ranking_<method>.json`` for the default layer, ``OUT/ranking_<method>_<layer>.json`` for a named one."""
-    return os.path.join(out, f"ranking_{method}" + (f"_{layer}" if layer else "") + ".json")
+    from pcw_keras.evaluation.position_channels import ranking_filename
+
+    return os.path.join(out, ranking_filename(method, layer))
 
 
 def compute_ranking(target: Target, model, method: str, layer: str | None, limit: int, batch_size: int, verbose: bool = True):
@@ -81,7 +83,7 @@ def compute_ranking(target: Target, model, method: str, layer: str | None, limit
                                   seed=target.seed, normalization=target.normalization, verbose=verbose)
 
 
-COMMON_OPTIONS = [
+MODEL_OPTIONS = [
     click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                  help="Which model of a run directory."),
     click.option("--images", "--data", "data", metavar="FOLDER|TARBALL|NPZ",
@@ -92,6 +94,11 @@ COMMON_OPTIONS = [
     click.option("--task", type=click.Choice(TASKS),
                  help="What a model file's outputs mean (default: features, a model of its own; a run's recipe says it)."),
     click.option("--grid", type=click.IntRange(min=1), help="Canvas cells per side (default: the recipe's, or input width / 32)."),
+]
+"""The options that complete MODEL (which checkpoint; a model file's images, pixels, input size, task and grid)."""
+
+COMMON_OPTIONS = [
+    *MODEL_OPTIONS,
     click.option("--layer", help="Layer to rank (default: stage4 or pool in our ResNets, else the last 4-D layer before "
                                  "global pooling; 4-D outputs are averaged over space)."),
     click.option("--method", type=click.Choice(METHODS),
@@ -106,8 +113,9 @@ COMMON_OPTIONS = [
 ]
 
 
-def common_options(function):
-    for option in reversed(COMMON_OPTIONS):
+def common_options(function, options=COMMON_OPTIONS):
+    """Adds ``options`` (default: those of ``pcw rank`` and ``pcw attack``) to a command function."""
+    for option in reversed(options):
         function = option(function)
     return function
 

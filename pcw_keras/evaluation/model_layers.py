@@ -72,3 +72,46 @@ def feature_model(model: keras.Model, layer: str) -> keras.Model:
         )
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, output, name=f"{model.name}_{layer}_features")
+
+
+CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+
+
+def stage_layers(model: keras.Model) -> list[str]:
+    """The last layer of each stage of ``model``: where the paper's layer study looks, in input-to-output order.
+
+    The package's ResNets name them (``stage1`` .. ``stage4``). For any other
+    model a stage is a spatial size of the body: the layer kept is the last
+    one with a 4-D output of that size, for each size at which some
+    convolution runs (a padding's larger map is not a stage). What a global
+    pooling computes is left out, both the head and a squeeze-and-excitation
+    branch, which pools a map to 1x1 and scales the map by it (the scaled map
+    is the body's again): e.g. ``conv1_relu``, ``conv2_block3_out`` ..
+    ``conv5_block3_out`` of a Keras ResNet-50.
+
+    Raises
+    ------
+    ValueError
+        No convolution with a 4-D output outside a pooled branch.
+    """
+    names = {layer.name for layer in model.layers}
+    ours = [f"stage{index}" for index in range(1, 5)]
+    if names.issuperset(ours):
+        return ours
+    last, convolved, pooled = {}, set(), set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        parents = {parent.operation.name for node in layer._inbound_nodes for parent in node.parent_nodes}
+        if isinstance(layer, GLOBAL_POOLING) or (parents and parents <= pooled):
+            pooled.add(layer.name)
+            continue
+        shape = _output_shape(layer)
+        if len(shape) == 4:
+            last[shape[1:3]] = layer.name  # a dict keeps the order in which each size first appears
+            if isinstance(layer, CONVOLUTIONS):
+                convolved.add(shape[1:3])
+    stages = [name for size, name in last.items() if size in convolved]
+    if not stages:
+        raise ValueError(f"Model {model.name!r} has no convolution with a 4-D (image-like) output: pass the layers.")
+    return stages

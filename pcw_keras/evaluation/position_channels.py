@@ -109,7 +109,7 @@ class ChannelRanking:
         colours = ["tab:red" if i < top else "tab:gray" for i in range(len(scores))]
         bars.bar(np.arange(len(scores)), scores, color=colours, width=1.0)
         bars.set_xlabel(f"channel rank (top {top} in red)")
-        bars.set_ylabel(_SCORE_LABELS[self.method])
+        bars.set_ylabel(SCORE_LABELS[self.method])
         bars.set_title(f"{self.method} ranking of `{self.layer}` ({self.num_channels} channels)")
         channels = overall["channels"][:top]
         if self.method == "canvas" and self.cell_effects is not None:
@@ -135,7 +135,12 @@ class ChannelRanking:
         return save_figure(figure, path, dpi=120, bbox_inches="tight")
 
 
-_SCORE_LABELS = {
+def ranking_filename(method: str, layer: str | None = None) -> str:
+    """``ranking_<method>.json`` for a default layer, ``ranking_<method>_<layer>.json`` for a named one."""
+    return f"ranking_{method}" + (f"_{layer}" if layer else "") + ".json"
+
+
+SCORE_LABELS = {
     "mirror": "mean |f(x) - f(mirror x)|",
     "canvas": "share of variance explained by the cell",
 }

@@ -133,7 +133,10 @@ class PolyphaseDownsample2D(keras.layers.Layer):
             scores = ops.sum(ops.square(magnitude), axis=(2, 3, 4))
         else:
             scores = ops.max(magnitude, axis=(2, 3, 4))
-        index = ops.cast(ops.argmax(scores, axis=1), "int32")
+        # The first component of largest score. An argmax over integers: Keras' float argmax tests the sign bit of
+        # zeros (a bitwise op that builtin TFLite lacks), and the scores are never negative.
+        largest = ops.cast(ops.greater_equal(scores, ops.max(scores, axis=1, keepdims=True)), "int32")
+        index = ops.cast(ops.argmax(largest, axis=1), "int32")
         outputs = _take(components, index)
         return (outputs, index) if self.return_index else outputs
 

@@ -4,7 +4,7 @@ Each document is written from a template in ``docs/templates/``:
 
 - ``docs/templates/results.md`` -> ``docs/results.md``
 - ``docs/templates/benchmarks.md`` -> ``docs/benchmarks.md``
-- ``docs/templates/readme_demo.md`` and ``readme_speed.md`` -> the blocks of
+- ``docs/templates/readme_demo.md``, ``readme_speed.md`` and ``readme_report.md`` -> the blocks of
   ``README.md`` between ``<!-- BEGIN rendered: docs/templates/NAME.md -->``
   and ``<!-- END rendered -->``
 
@@ -97,6 +97,7 @@ TARGETS = (
     Target("docs/templates/benchmarks.md", "docs/benchmarks.md"),
     Target("docs/templates/readme_demo.md", "README.md", block=True),
     Target("docs/templates/readme_speed.md", "README.md", block=True),
+    Target("docs/templates/readme_report.md", "README.md", block=True),
 )
 
 

@@ -152,3 +152,19 @@ def test_bad_input_exits_2_and_writes_nothing(location_run, tmp_path):
     assert taken.exit_code == 2 and "--overwrite" in taken.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["mine.txt"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_the_readme_example_is_what_its_raw_files_render(tmp_path):
+    """docs/report_example: its page and figures come from its raw files alone (``render``)."""
+    import shutil
+    from pathlib import Path
+
+    from pcw_keras.report import render
+
+    example = Path(__file__).parents[1] / "docs" / "report_example"
+    copy = shutil.copytree(example, tmp_path / "example")
+    for name in ("report.md", "report.html", "stages.png", "attack.png", "ranking_stage4.png"):
+        (copy / name).unlink()
+    assert render(str(copy)) == ["stages.png", "ranking_stage4.png", "attack.png", "report.md", "report.html"]
+    assert (copy / "report.md").read_text() == (example / "report.md").read_text()
+    _check_report(copy, ["stages.png", "ranking_stage4.png", "attack.png"])

@@ -50,7 +50,7 @@ def command_lines(report: dict) -> dict:
     lines = {
         "report": _line(["pcw", "report", model, *model_flags, "--layers", ",".join(options["layers"]), *ranked,
                          *draws, *(shifts if report["consistency"] is not None else []), *precision,
-                         "--out", report["out"]]),
+                         "--out", report["out"], "--overwrite"]),
         "rank": [_line(["pcw", "rank", model, *model_flags, "--layer", layer, *ranked, *precision, "--out", out])
                  for layer in options["layers"]],
         "attack": _line(["pcw", "attack", model, *model_flags, "--layer", report["attack"]["layer"], *ranked, *draws,

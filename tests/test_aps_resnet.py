@@ -83,11 +83,11 @@ def test_saved_aps_model_loads_and_stays_invariant(tmp_path):
     assert _worst_relative_change(loaded, image, _random_shifts(13, seed=2)) <= RTOL
 
 
-def test_imagenet_stem_and_maxpool_downsample_by_aps_too():
+def test_imagenet_stem_maxpool_and_bottlenecks_downsample_by_aps_too():
     keras.utils.set_random_seed(0)
-    model = resnet(18, 10, (SIDE, SIDE, 3), stem="imagenet", maxpool=True, aps=True, padding="circular", width=1 / 16)
+    model = resnet(50, 10, (SIDE, SIDE, 3), stem="imagenet", maxpool=True, aps=True, padding="circular", width=1 / 16)
     names = [layer.name for layer in model.layers if isinstance(layer, PolyphaseDownsample2D)]
-    assert names[:2] == ["stem_aps", "stem_maxpool_aps"]
+    assert names == ["stem_aps", "stem_maxpool_aps"] + [f"stage{i}_block1_2_aps" for i in (2, 3, 4)]
     assert model.get_layer("stage4").output.shape[1:3] == (1, 1)  # 32 / 32, as the strided network
     assert _worst_relative_change(model, _image(), _random_shifts(29, seed=3)) <= RTOL
 

@@ -5,13 +5,16 @@ A file is written under a temporary name in its folder, flushed and
 folder is ``fsync``-ed so that the rename itself survives a power cut. A
 reader therefore sees the old file or the new one, never a half-written or
 empty one; a failure removes the temporary file. Text, JSON, models
-(:func:`atomic_path`) and figures (:func:`save_figure`) are all written so.
+(:func:`atomic_path`) and figures (:func:`save_figure`) are all written so,
+and a folder of files (an export, a report) is built in a hidden folder
+beside its destination and published with one rename (:func:`staged_directory`).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +111,44 @@ def save_figure(figure, path: str | os.PathLike, **savefig) -> str:
     finally:
         plt.close(figure)
     return os.fspath(path)
+
+
+def check_destination(out: str, overwrite: bool) -> str:
+    """Absolute ``out``, refused if it exists (unless ``overwrite``) or its parent is not a folder."""
+    out = os.path.abspath(os.fspath(out))
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out!r} already exists: choose another --out or pass overwrite (CLI: --overwrite).")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"`out` must be a folder, and {out!r} is a file. Received: out={out!r}")
+    parent = os.path.dirname(out)
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise ValueError(f"The parent of `out` is not a folder. Received: out={out!r}")
+    return out
+
+
+@contextlib.contextmanager
+def staged_directory(out: str, overwrite: bool = False) -> Iterator[str]:
+    """Yields an empty folder beside ``out``; on success it becomes ``out``, on error it is deleted.
+
+    Nothing appears at ``out`` until everything inside was written, so a
+    failed or interrupted writer (an export, a report) leaves no half-written files there.
+    """
+    out = check_destination(out, overwrite)
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", suffix=".partial", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(stage, 0o777 & ~umask)
+    try:
+        yield stage
+        old = None
+        if os.path.exists(out):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", suffix=".old", dir=parent)
+            os.replace(out, os.path.join(old, "previous"))
+        os.replace(stage, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -446,7 +446,7 @@ def export(
     'passed'
     """
     from pcw_keras.export import ExportOptions, export_model
-    from pcw_keras.export.staging import check_destination
+    from pcw_keras.io import check_destination
 
     export_options = ExportOptions(**options)
     check_destination(out, overwrite)

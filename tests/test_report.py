@@ -18,8 +18,6 @@ from pcw_keras import recipes
 from pcw_keras.cli import main
 from pcw_keras.evaluation.model_layers import stage_layers
 
-pytestmark = pytest.mark.jax  # backend-neutral: the report runs under JAX too
-
 SMALL = ["--quick", "--rank-limit", "4", "--limit", "8", "--top", "25%", "--random-draws", "1", "--passes", "1",
          "--curve-max-shift", "2", "--precision", "float32"]
 SECTIONS = ("## The model", "## How much each stage encodes position", "## Switching position channels off",
@@ -103,6 +101,7 @@ def test_the_report_of_a_canvas_run_and_its_command_lines_give_its_numbers(locat
     assert reproduced["rows"] == measured["rows"] and reproduced["baseline"] == measured["baseline"]
 
 
+@pytest.mark.jax  # the report runs under JAX too
 def test_the_report_of_a_cifar_classifier_has_its_shift_consistency(tiny_npz, tmp_path_factory, tmp_path):
     run = _run(tiny_npz, tmp_path_factory, "cifar10-resnet18")
     result = _cli("report", run, *SMALL)  # default --out: RUN_DIR/report
@@ -154,6 +153,7 @@ def test_bad_input_exits_2_and_writes_nothing(location_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
+@pytest.mark.jax
 def test_the_readme_example_is_what_its_raw_files_render(tmp_path):
     """docs/report_example: its page and figures come from its raw files alone (``render``)."""
     import shutil

@@ -79,7 +79,7 @@ def command(target, which, data, preprocess, input_size, task, grid, quick, laye
       pcw report mobilenet.keras --preprocess imagenet --images cifar10-jpeg.tar.gz --input-size 96
     """
     from pcw_keras.evaluation.model_layers import check_layer, stage_layers
-    from pcw_keras.export.staging import check_destination
+    from pcw_keras.io import check_destination
     from pcw_keras.models.inference import resolve_precision
     from pcw_keras.report import ReportOptions, build_report
 

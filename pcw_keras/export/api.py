@@ -19,8 +19,8 @@ from pcw_keras.export.options import ExportOptions
 from pcw_keras.export.savedmodel import SavedModelRunner, directory_size, write_saved_model
 from pcw_keras.export.served import REPORT_FILE
 from pcw_keras.export.source import LABELS_FILE, ExportSource, SavedModelSource
-from pcw_keras.export.staging import check_destination, staged_directory
 from pcw_keras.export.tflite import QUANTIZE_MODES, LiteRTModel, convert_saved_model
+from pcw_keras.io import check_destination, staged_directory
 
 TFLITE_FILE = "model.tflite"
 

@@ -17,8 +17,7 @@ import json
 import os
 from collections.abc import Callable
 
-from pcw_keras.export.staging import staged_directory
-from pcw_keras.io import write_text_atomic
+from pcw_keras.io import staged_directory, write_text_atomic
 from pcw_keras.report.collect import REPORT_FILE, ReportOptions, collect
 from pcw_keras.report.document import blocks, to_markdown
 from pcw_keras.report.figures import draw

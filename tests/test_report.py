@@ -112,7 +112,16 @@ def test_the_report_of_a_cifar_classifier_has_its_shift_consistency(tiny_npz, tm
     measured = json.loads((out / "consistency.json").read_text())
     assert report["consistency"]["consistency"] == measured["consistency"] and measured["images"] == 8
     assert measured["curve"]["shift"] == [1, 2]
-    assert "pcw evaluate consistency " in (out / "report.md").read_text()
+    assert report["consistency"]["circular_consistency"] == measured["circular_consistency"]
+
+    # The consistency command line, run as it is written, gives the report's figures again.
+    line = next(line for line in (out / "report.md").read_text().splitlines()
+                if line.startswith("pcw evaluate consistency "))
+    again = _cli(*shlex.split(line)[1:])
+    assert again.exit_code == 0, again.output
+    reproduced = json.loads((out / "reproduced" / "consistency.json").read_text())
+    assert {key: reproduced[key] for key in measured if key != "model"} == {
+        key: value for key, value in measured.items() if key != "model"}
 
 
 def test_the_report_of_a_keras_applications_model_ranks_its_stages_by_size(tiny_npz, tmp_path):

@@ -141,8 +141,8 @@ def _consistency(model, images, options: ReportOptions, normalization, folder: s
     curve = consistency_curve(model, images, max_shift=options.curve_max_shift, **common)
     write_json_atomic(os.path.join(folder, CONSISTENCY_FILE), {"model": label, **scores, "curve": curve})
     write_curves_csv({label: curve}, os.path.join(folder, CURVE_CSV))
-    return {"file": CONSISTENCY_FILE, "csv": CURVE_CSV, "consistency": scores["consistency"],
-            "accuracy": scores["accuracy"], "accuracy_shifted": scores["accuracy_shifted"]}
+    return {"file": CONSISTENCY_FILE, "csv": CURVE_CSV, **{key: scores[key] for key in (
+        "consistency", "circular_consistency", "accuracy", "accuracy_shifted")}}
 
 
 def collect(

@@ -177,3 +177,29 @@ def test_the_readme_example_is_what_its_raw_files_render(tmp_path):
     assert render(str(copy)) == ["stages.png", "ranking_stage4.png", "attack.png", "report.md", "report.html"]
     assert (copy / "report.md").read_text() == (example / "report.md").read_text()
     _check_report(copy, ["stages.png", "ranking_stage4.png", "attack.png"])
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def test_the_page_renders_in_a_headless_browser(tmp_path):
+    """The README example's report.html, opened from the disk by a headless Chromium, draws text and figures."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import numpy as np
+
+    browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        pytest.skip(f"no headless browser on PATH (looked for {', '.join(BROWSERS)})")
+    page = Path(__file__).parents[1] / "docs" / "report_example" / "report.html"
+    shot = tmp_path / "page.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1800", f"--screenshot={shot}",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (1800, 1100)
+    # Text (dark pixels) and the embedded figures (their red: the top-ranked channels' bars and dots) are drawn.
+    assert (pixels.sum(-1) < 200).mean() > 0.005
+    assert ((pixels[..., 0] > 180) & (pixels[..., 1] < 120) & (pixels[..., 2] < 120)).sum() > 500

@@ -120,6 +120,11 @@ def common_options(function, options=COMMON_OPTIONS):
     return function
 
 
+def model_options(function):
+    """Adds the options that complete MODEL (:data:`MODEL_OPTIONS`) to a command function."""
+    return common_options(function, MODEL_OPTIONS)
+
+
 def default_method(task: str, method: str | None) -> str:
     return method or ("mirror" if task == "classification" else "canvas")
 

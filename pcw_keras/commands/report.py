@@ -7,11 +7,10 @@ from pcw_keras.choices import FILLS, INFERENCE_PRECISIONS
 from pcw_keras.commands.attack import parse_ks
 from pcw_keras.commands.rank import (
     METHODS,
-    MODEL_OPTIONS,
     PRECISION_HELP,
-    common_options,
     compute_ranking,
     default_method,
+    model_options,
     resolve_target,
 )
 
@@ -28,8 +27,9 @@ def _amount(name: str) -> str:
 
 @click.command("report")
 @click.argument("target", metavar="MODEL")
-@lambda function: common_options(function, MODEL_OPTIONS)
-@click.option("--quick", is_flag=True, help="Fewer images, channel counts, draws and shifts: a first look in minutes.")
+@model_options
+@click.option("--quick", is_flag=True, help="Fewer images, channel counts, draws and shifts: under 2 minutes for a "
+                                            "full-width ResNet-18 at 96x96 on a 2-core CPU.")
 @click.option("--layers", metavar="LAYER,LAYER,...",
               help="The stages to rank, input to output; the last one is attacked (default: stage1..stage4 of the "
                    "package's ResNets, else the last layer at each spatial size of the body).")
@@ -105,12 +105,12 @@ def command(target, which, data, preprocess, input_size, task, grid, quick, laye
     options = ReportOptions(method, tuple(stages), tuple(ks), amounts["rank_limit"], amounts["limit"],
                             amounts["random_draws"], max_shift, amounts["passes"], amounts["curve_max_shift"], fill,
                             batch_size, precision, seed)
-    model_options = {"which": which if resolved.source.recipe is not None else None, "data": data,
-                     "preprocess": preprocess, "input_size": input_size, "task": task, "grid": grid}
+    completing = {"which": which if resolved.source.recipe is not None else None, "data": data,
+                  "preprocess": preprocess, "input_size": input_size, "task": task, "grid": grid}
     try:
         build_report(resolved, model, resolved.source.model(which), lambda layer: compute_ranking(
             resolved, model, method, layer, options.rank_limit, batch_size), options, out, argument=target,
-            model_options=model_options, overwrite=overwrite, echo=click.echo)
+            model_options=completing, overwrite=overwrite, echo=click.echo)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Written to {out}/: report.md, report.html (open it in a browser), the figures and their raw files.")

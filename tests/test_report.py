@@ -153,6 +153,8 @@ def test_bad_input_exits_2_and_writes_nothing(location_run, tmp_path):
     assert layer.exit_code == 2 and "'stage9'" in layer.output
     top = _cli("report", location_run, "--top", "0", "--out", tmp_path / "out")
     assert top.exit_code == 2 and "'0'" in top.output
+    data = _cli("report", location_run, "--data", tmp_path / "none.npz", "--out", tmp_path / "out")
+    assert data.exit_code == 2 and "none.npz" in data.output
     assert not (tmp_path / "out").exists()
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "mine.txt").write_text("keep")

@@ -102,6 +102,10 @@ def command(target, which, data, preprocess, input_size, task, grid, quick, laye
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--layers") from None
     ks = parse_ks(amounts["top"], int(model.get_layer(stages[-1]).output.shape[-1]))
+    try:
+        test_images = resolved.load_images("test", amounts["limit"])
+    except (ValueError, FileNotFoundError) as error:
+        raise click.BadParameter(str(error), param_hint="--data") from None
     options = ReportOptions(method, tuple(stages), tuple(ks), amounts["rank_limit"], amounts["limit"],
                             amounts["random_draws"], max_shift, amounts["passes"], amounts["curve_max_shift"], fill,
                             batch_size, precision, seed)
@@ -109,7 +113,7 @@ def command(target, which, data, preprocess, input_size, task, grid, quick, laye
                   "preprocess": preprocess, "input_size": input_size, "task": task, "grid": grid}
     try:
         build_report(resolved, model, resolved.source.model(which), lambda layer: compute_ranking(
-            resolved, model, method, layer, options.rank_limit, batch_size), options, out, argument=target,
+            resolved, model, method, layer, options.rank_limit, batch_size), test_images, options, out, argument=target,
             model_options=completing, overwrite=overwrite, echo=click.echo)
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None

@@ -46,8 +46,9 @@ def render(folder: str) -> list[str]:
     return [*figures, MARKDOWN_FILE, HTML_FILE]
 
 
-def build_report(target, model, trained, rank: Callable, options: ReportOptions, out: str, *, argument: str,
-                 model_options: dict, overwrite: bool = False, echo: Callable[[str], None] = print) -> dict:
+def build_report(target, model, trained, rank: Callable, test_images, options: ReportOptions, out: str, *,
+                 argument: str, model_options: dict, overwrite: bool = False,
+                 echo: Callable[[str], None] = print) -> dict:
     """Runs :func:`~pcw_keras.report.collect.collect` and :func:`render` in a hidden folder beside ``out``,
     which becomes ``out`` only once everything is written (an error leaves nothing behind).
 
@@ -59,7 +60,7 @@ def build_report(target, model, trained, rank: Callable, options: ReportOptions,
         The content of ``report.json``.
     """
     with staged_directory(out, overwrite) as folder:
-        report = collect(target, model, trained, rank, options, folder, argument=argument,
+        report = collect(target, model, trained, rank, test_images, options, folder, argument=argument,
                          model_options=model_options, out=out, echo=echo)
         echo("pcw report: drawing the figures and writing report.md and report.html")
         render(folder)

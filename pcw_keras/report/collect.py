@@ -150,6 +150,7 @@ def collect(
     model: keras.Model,
     trained: keras.Model,
     rank: Callable[[str], ChannelRanking],
+    test_images,
     options: ReportOptions,
     folder: str,
     *,
@@ -171,6 +172,8 @@ def collect(
         The float32 model as saved (its parameters and FLOPs are reported).
     rank : callable
         ``rank(layer) -> ChannelRanking``: ``pcw rank``'s ranking of a layer.
+    test_images : pcw_keras.data.ImageSet
+        The target's test images (``options.limit`` of them) that the attack and the shifts score.
     options : ReportOptions
     folder : str
         An empty folder to write into.
@@ -192,7 +195,6 @@ def collect(
     began = time.perf_counter()
     classifier = target.task == "classification"
     steps = len(options.layers) + 1 + classifier
-    test_images = target.load_images("test", options.limit)
     if classifier:
         _check_sizes(model, test_images)
     facts = model_facts(target, trained, argument)

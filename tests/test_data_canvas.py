@@ -14,6 +14,7 @@ from pcw_keras.data.canvas import (
     place_on_canvas_np,
     placement_dataset,
 )
+from pcw_keras.data.batching import ImageBatches
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.evaluation.evaluators import evaluate_canvas
 from pcw_keras.normalization import Normalization, normalize
@@ -113,6 +114,30 @@ def test_a_fresh_dataset_set_to_epoch_k_draws_what_a_long_running_one_draws(make
     for a, b in zip(flat(epochs[2]), flat(resumed)):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(flat(epochs[1]), flat(resumed)))
+
+
+def test_batches_drawn_ahead_are_those_drawn_on_demand_in_any_reading_order():
+    """The background draw changes no value: in order, after an epoch change, skipping and going back."""
+    from pcw_keras.data.classification import classification_dataset
+
+    data = make_images(80)
+    flat = lambda batch: [np.asarray(a) for a in keras.tree.flatten(batch)]  # noqa: E731
+    for make in (functools.partial(placement_dataset, grid=3, task="image"), classification_dataset):
+        ahead, on_demand = (make(data, batch_size=8, training=True, seed=1) for _ in range(2))
+        on_demand.prefetch = 0
+        assert ahead.prefetch == 2
+        reads = [(0, step) for step in range(10)] + [(3, step) for step in (0, 1, 5, 6, 2, 9, 9)]
+        for epoch, step in reads:
+            for batches in (ahead, on_demand):
+                if batches.epoch != epoch:
+                    batches.set_epoch(epoch)
+                    batches.on_epoch_begin()
+            for a, b in zip(flat(ahead[step]), flat(on_demand[step])):
+                np.testing.assert_array_equal(a, b)
+        assert on_demand._drawer is None and ahead._drawer is not None
+        assert len(ahead._ahead) <= 2
+    with pytest.raises(ValueError, match="`prefetch` must be an integer >= 0. Received: prefetch=-1"):
+        ImageBatches(data, batch_size=8, training=True, seed=0, prefetch=-1)
 
 
 def test_training_batches_full_and_eval_keeps_remainder():

@@ -7,6 +7,12 @@ exactly what a long-running one draws at epoch ``k``: a resumed run replays
 nothing and skips nothing. NumPy only, no TensorFlow: the same batches feed
 ``model.fit`` under every Keras backend through :class:`keras.utils.PyDataset`.
 
+While ``model.fit`` consumes batch ``s``, a background thread draws batches
+``s + 1`` and ``s + 2``, so that the thread that dispatches the training
+steps spends no time on the data. Since each batch is a pure function of its key, what
+the thread draws ahead is what the loop would have drawn: values, order and
+resumption are the same with or without it.
+
 When a Keras distribution spans several JAX processes (``jax.distributed``),
 each process draws the whole global batch, as one process would, and feeds
 its own contiguous slice of it: process ``i`` of ``P`` keeps samples
@@ -14,6 +20,8 @@ its own contiguous slice of it: process ``i`` of ``P`` keeps samples
 train on exactly the batches of a one-process run.
 """
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -41,15 +49,16 @@ def process_shard() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
-def process_slice(batch, size: int, *, training: bool):
+def process_slice(batch, size: int, *, training: bool, shard: tuple[int, int] | None = None):
     """This process' part of ``batch`` (a structure of arrays of ``size`` samples).
 
     A training batch must split evenly (a ValueError names the sizes); an
     evaluation batch drops its last ``size mod count`` samples, since every
     process must feed as many samples as the others: with ``P`` processes a
-    validation split loses at most ``P - 1`` samples per pass.
+    validation split loses at most ``P - 1`` samples per pass. ``shard`` is
+    :func:`process_shard`'s ``(index, count)``, read by the caller when given.
     """
-    index, count = process_shard()
+    index, count = process_shard() if shard is None else shard
     if count == 1:
         return batch
     if training and size % count:
@@ -91,6 +100,12 @@ class ImageBatches(keras.utils.PyDataset):
         Defaults to ``training``; a training set smaller than one batch then
         keeps its one partial batch (with a one-line warning), as
         ``model.fit`` trains on partial batches.
+    prefetch : int
+        Batches drawn ahead by a background thread when the batches are read
+        in order, as ``model.fit`` reads them (0: none, every batch drawn
+        when asked for). The default 2 is a choice of this package: the
+        draw takes a fraction of a millisecond, so two batches keep ahead of
+        a device step of a millisecond or more.
 
     Raises
     ------
@@ -99,8 +114,14 @@ class ImageBatches(keras.utils.PyDataset):
         ``drop_remainder=True`` given explicitly.
     """
 
-    def __init__(self, imageset: ImageSet, *, batch_size: int, training: bool, seed: int, drop_remainder: bool | None = None):
+    def __init__(self, imageset: ImageSet, *, batch_size: int, training: bool, seed: int,
+                 drop_remainder: bool | None = None, prefetch: int = 2):
         super().__init__()
+        if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
+            raise ValueError(f"`prefetch` must be an integer >= 0. Received: prefetch={prefetch!r}")
+        self.prefetch = int(prefetch)
+        self._ahead: dict[tuple[int, int], Future] = {}
+        self._drawer: ThreadPoolExecutor | None = None
         self.imageset = imageset
         self.batch_size = check_batch_size(batch_size)
         self.training = bool(training)
@@ -146,19 +167,36 @@ class ImageBatches(keras.utils.PyDataset):
         count = len(self.imageset)
         if not self.training:
             return np.arange(count)
-        if self._order_cache is None or self._order_cache[0] != epoch:
-            self._order_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(count))
-        return self._order_cache[1]
+        cached = self._order_cache  # one read: the drawing thread and the caller may both be here
+        if cached is None or cached[0] != epoch:
+            cached = self._order_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(count))
+        return cached[1]
 
     def __getitem__(self, step: int):
         if not 0 <= step < self._batches:
             raise IndexError(f"Batch {step} out of range: this dataset has {self._batches} batches.")
         epoch = self.epoch if self.training else 0
-        indices = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         if self._pass_open and step == self._batches - 1:
             self._pass_complete = True
+        shard = process_shard()  # read here: Keras' distribution is a per-thread setting
+        ahead = self._ahead.pop((epoch, step), None)
+        for key in [key for key in self._ahead if key[0] != epoch or key[1] < step]:  # another epoch, or skipped
+            self._ahead.pop(key).cancel()
+        for later in range(step + 1, min(step + 1 + self.prefetch, self._batches)):
+            if (epoch, later) not in self._ahead:
+                self._ahead[(epoch, later)] = self._executor().submit(self._draw, epoch, later, shard)
+        return ahead.result() if ahead is not None else self._draw(epoch, step, shard)
+
+    def _draw(self, epoch: int, step: int, shard: tuple[int, int]):
+        """Batch ``step`` of ``epoch``: this process' part of it."""
+        indices = self.order(epoch)[step * self.batch_size : (step + 1) * self.batch_size]
         batch = self.make_batch(indices, np.random.default_rng([self.seed, epoch, step, 1]))
-        return process_slice(batch, len(indices), training=self.training)
+        return process_slice(batch, len(indices), training=self.training, shard=shard)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._drawer is None:
+            self._drawer = ThreadPoolExecutor(1, thread_name_prefix="pcw-batches")
+        return self._drawer
 
     def make_batch(self, indices: np.ndarray, rng: np.random.Generator):
         """The batch of the samples at ``indices``, with this step's generator ``rng``."""

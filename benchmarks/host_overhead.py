@@ -24,7 +24,8 @@ training step of
 The fit figures time the training steps only: from each epoch's start to
 the start of its validation (``on_test_begin``), the device waited for at
 both ends, over the epoch's steps. Before each epoch's clock starts, a loop
-of ``--steps`` jitted steps runs, so that every epoch has a jitted figure
+of jitted steps runs (as many as an epoch has, unless ``--steps`` says
+otherwise), so that every epoch has a jitted figure
 measured in the same seconds of a shared machine: ``over_jit_ms`` is the
 median over epochs of the epoch's figure less its jitted loop's, the host
 time per step that the loop does not hide. The first epoch (compilation) is
@@ -40,7 +41,11 @@ backend's own threads. That is the host work a device waits on when it is
 longer than the device's step, and, unlike the wall time on a shared CPU,
 it hardly depends on what else runs: ``host_over_jit_ms`` resolves a
 fraction of a millisecond where ``over_jit_ms`` spreads over several
-(``over_jit_ms_range``: the smallest and largest epoch).
+(``over_jit_ms_range``: the smallest and largest epoch). The jitted loop
+is as long as an epoch because that thread's time per step depends on how
+many steps are in flight (the device's queue is deeper in a longer loop):
+``jitted_step.depth_check`` times loops of 30 steps (this benchmark's
+length before) and of an epoch's steps, interleaved.
 
 Usage (one Python per backend: the JAX venv has no TensorFlow)::
 
@@ -119,6 +124,11 @@ def _tensorflow_step(model, jit_compile: bool):
     return step, lambda batch: tf.nest.map_structure(tf.constant, batch), lambda value: value.numpy()
 
 
+SHORT_LOOP = 30
+"""Steps of the short jitted loops of :meth:`JittedLoop.depth_check` (this benchmark's loop length before it took an
+epoch's)."""
+
+
 class JittedLoop:
     """Times loops of a compiled training step (:func:`_jax_step`, :func:`_tensorflow_step`) on one device batch."""
 
@@ -139,18 +149,28 @@ class JittedLoop:
             self.jit_compile = recipe.jit_compile()
             self._run, to_device, self._wait = _tensorflow_step(model, self.jit_compile)
         self._x, self._y = to_device(x), to_device(y)
-        self.steps = args.steps
+        self.steps = args.steps or len(data.train)
         for _ in range(3):  # compile and warm up
             self._wait(self._run(self._x, self._y))
 
-    def ms_per_step(self) -> tuple[float, float, float]:
-        """Wall, CPU (all threads) and this thread's CPU milliseconds per step of one loop of ``steps`` steps, the
-        device waited for."""
+    def ms_per_step(self, steps: int | None = None) -> tuple[float, float, float]:
+        """Wall, CPU (all threads) and this thread's CPU milliseconds per step of one loop of ``steps`` steps
+        (default: :attr:`steps`), the device waited for."""
+        steps = steps or self.steps
         began = clocks()
-        for _ in range(self.steps):
+        for _ in range(steps):
             loss = self._run(self._x, self._y)
         self._wait(loss)
-        return per_step(began, self.steps)
+        return per_step(began, steps)
+
+    def depth_check(self, short: int = SHORT_LOOP, rounds: int = 2) -> dict:
+        """The loop thread's CPU ms per step of ``short``-step loops and of :attr:`steps`-step loops, interleaved
+        (medians of ``rounds``): how much that figure depends on the steps in flight."""
+        figures = {short: [], self.steps: []}
+        for _ in range(rounds):
+            for steps in figures:
+                figures[steps].append(self.ms_per_step(steps)[2])
+        return {f"steps_{steps}_host_ms_per_step": _round(statistics.median(values)) for steps, values in figures.items()}
 
 
 def clocks() -> tuple[float, float, float]:
@@ -261,8 +281,9 @@ def run_here(args: argparse.Namespace) -> dict:
         "backend": keras.backend.backend(), "keras": keras.__version__,
         "backend_version": _backend_version(keras.backend.backend()),
         "pcw_train": pcw_train, "model_fit": fit,
-        "jitted_step": {"ms_per_step": _round(statistics.median(loops)), "loops": len(loops), "steps_per_loop": args.steps,
-                        "host_ms_per_step": _round(statistics.median(hosts)), "jit_compile": jitted.jit_compile},
+        "jitted_step": {"ms_per_step": _round(statistics.median(loops)), "loops": len(loops), "steps_per_loop": jitted.steps,
+                        "host_ms_per_step": _round(statistics.median(hosts)), "jit_compile": jitted.jit_compile,
+                        "depth_check": jitted.depth_check()},
         "pcw_train_over_jit_ms": pcw_train["over_jit_ms"], "model_fit_over_jit_ms": fit["over_jit_ms"],
         "pcw_train_host_over_jit_ms": pcw_train["host_over_jit_ms"], "model_fit_host_over_jit_ms": fit["host_over_jit_ms"],
         "seconds": round(time.perf_counter() - began, 1),
@@ -316,10 +337,11 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=3)
     parser.add_argument("--width", type=float, default=1 / 64)
     parser.add_argument("--batch-size", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=5, help="Fit epochs; the first (compiling) is left out.")
+    parser.add_argument("--epochs", type=int, default=4, help="Fit epochs; the first (compiling) is left out.")
     parser.add_argument("--limit", type=int, default=5000, help="Training images, validation split included.")
     parser.add_argument("--test-limit", type=int, default=100, help="Test images of pcw train's final evaluation.")
-    parser.add_argument("--steps", type=int, default=30, help="Steps of each loop of the jitted step (one per epoch).")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="Steps of each loop of the jitted step (one loop per epoch; default 0: an epoch's steps).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="A recipe override, as pcw train's.")
     parser.add_argument("--out", help="Also write the JSON here.")
     parser.add_argument("--here", action="store_true", help="Measure on this process' KERAS_BACKEND (what each child does).")

@@ -14,7 +14,6 @@ from pcw_keras.data.canvas import (
     place_on_canvas_np,
     placement_dataset,
 )
-from pcw_keras.data.batching import ImageBatches
 from pcw_keras.data.imageset import ImageSet
 from pcw_keras.evaluation.evaluators import evaluate_canvas
 from pcw_keras.normalization import Normalization, normalize
@@ -123,9 +122,9 @@ def test_batches_drawn_ahead_are_those_drawn_on_demand_in_any_reading_order():
     data = make_images(80)
     flat = lambda batch: [np.asarray(a) for a in keras.tree.flatten(batch)]  # noqa: E731
     for make in (functools.partial(placement_dataset, grid=3, task="image"), classification_dataset):
-        ahead, on_demand = (make(data, batch_size=8, training=True, seed=1) for _ in range(2))
-        on_demand.prefetch = 0
-        assert ahead.prefetch == 2
+        ahead = make(data, batch_size=8, training=True, seed=1)
+        on_demand = make(data, batch_size=8, training=True, seed=1, prefetch=0)
+        assert ahead.prefetch == 2 and on_demand.prefetch == 0
         reads = [(0, step) for step in range(10)] + [(3, step) for step in (0, 1, 5, 6, 2, 9, 9)]
         for epoch, step in reads:
             for batches in (ahead, on_demand):
@@ -136,8 +135,11 @@ def test_batches_drawn_ahead_are_those_drawn_on_demand_in_any_reading_order():
                 np.testing.assert_array_equal(a, b)
         assert on_demand._drawer is None and ahead._drawer is not None
         assert len(ahead._ahead) <= 2
-    with pytest.raises(ValueError, match="`prefetch` must be an integer >= 0. Received: prefetch=-1"):
-        ImageBatches(data, batch_size=8, training=True, seed=0, prefetch=-1)
+    for make in (placement_dataset, canvas_dataset):
+        with pytest.raises(ValueError, match="`prefetch` must be an integer >= 0. Received: prefetch=-1"):
+            make(data, grid=3, task="image", batch_size=8, training=True, seed=0, prefetch=-1)
+    with pytest.raises(ValueError, match="`prefetch` must be an integer >= 0. Received: prefetch=1.5"):
+        classification_dataset(data, batch_size=8, training=True, prefetch=1.5)
 
 
 def test_training_batches_full_and_eval_keeps_remainder():

@@ -46,14 +46,15 @@ class CanvasBatches(ImageBatches):
     """
 
     def __init__(self, imageset: ImageSet, *, grid: int, task: str, batch_size: int, training: bool, seed: int,
-                 flip: bool = True, drop_remainder: bool | None = None, feed: str = "canvas"):
+                 flip: bool = True, drop_remainder: bool | None = None, feed: str = "canvas", prefetch: int = 2):
         if task not in CANVAS_TASKS:
             raise ValueError(f"`task` must be one of {CANVAS_TASKS}. Received: task={task!r}")
         if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
             raise ValueError(f"`grid` must be a positive integer. Received: grid={grid!r}")
         if feed not in FEEDS:
             raise ValueError(f"`feed` must be one of {FEEDS}. Received: feed={feed!r}")
-        super().__init__(imageset, batch_size=batch_size, training=training, seed=seed, drop_remainder=drop_remainder)
+        super().__init__(imageset, batch_size=batch_size, training=training, seed=seed, drop_remainder=drop_remainder,
+                         prefetch=prefetch)
         self.grid, self.task, self.feed = int(grid), task, feed
         self.flip = self.training and flip
 
@@ -84,6 +85,7 @@ def placement_dataset(
     seed: int,
     flip: bool = True,
     drop_remainder: bool | None = None,
+    prefetch: int = 2,
 ) -> CanvasBatches:
     """Batches of ``((uint8 patches, int32 cells), int32 labels)`` for :class:`CanvasPlacement`.
 
@@ -91,7 +93,7 @@ def placement_dataset(
     same arguments; see there.
     """
     return CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=training, seed=seed,
-                         flip=flip, drop_remainder=drop_remainder, feed="patches")
+                         flip=flip, drop_remainder=drop_remainder, feed="patches", prefetch=prefetch)
 
 
 def canvas_dataset(
@@ -104,6 +106,7 @@ def canvas_dataset(
     seed: int,
     flip: bool = True,
     drop_remainder: bool | None = None,
+    prefetch: int = 2,
 ) -> CanvasBatches:
     """Batches of ``(float32 canvases (B, 32*grid, 32*grid, 3), int32 labels (B,))``.
 
@@ -134,6 +137,9 @@ def canvas_dataset(
     drop_remainder : bool, optional
         Defaults to ``training``: full batches only, so a compiled step
         sees one shape.
+    prefetch : int
+        Batches drawn ahead in a background thread while the batches are
+        read in order (0: none); see :class:`~pcw_keras.data.batching.ImageBatches`.
 
     Returns
     -------
@@ -148,7 +154,7 @@ def canvas_dataset(
     ...                     training=True, seed=0)  # doctest: +SKIP
     """
     return CanvasBatches(imageset, grid=grid, task=task, batch_size=batch_size, training=training, seed=seed,
-                         flip=flip, drop_remainder=drop_remainder, feed="canvas")
+                         flip=flip, drop_remainder=drop_remainder, feed="canvas", prefetch=prefetch)
 
 
 def place_on_canvas_np(patches: np.ndarray, cells: np.ndarray, grid: int) -> np.ndarray:

@@ -58,10 +58,11 @@ class ClassificationBatches(ImageBatches):
 
     def __init__(self, imageset: ImageSet, *, batch_size: int, training: bool, seed: int = 0, crop_padding: int = 4,
                  flip: bool = True, mean: Sequence[float] = CIFAR_MEAN, std: Sequence[float] = CIFAR_STD,
-                 drop_remainder: bool | None = None):
+                 drop_remainder: bool | None = None, prefetch: int = 2):
         if isinstance(crop_padding, bool) or not isinstance(crop_padding, int) or crop_padding < 0:
             raise ValueError(f"`crop_padding` must be an integer >= 0. Received: crop_padding={crop_padding!r}")
-        super().__init__(imageset, batch_size=batch_size, training=training, seed=seed, drop_remainder=drop_remainder)
+        super().__init__(imageset, batch_size=batch_size, training=training, seed=seed, drop_remainder=drop_remainder,
+                         prefetch=prefetch)
         self.crop_padding, self.flip = crop_padding, flip
         self.mean, self.std = tuple(mean), tuple(std)
 
@@ -88,6 +89,7 @@ def classification_dataset(
     mean: Sequence[float] = CIFAR_MEAN,
     std: Sequence[float] = CIFAR_STD,
     drop_remainder: bool | None = None,
+    prefetch: int = 2,
 ) -> ClassificationBatches:
     """Batches of ``(float32 images (B, H, W, C), int32 labels (B,))``.
 
@@ -112,6 +114,9 @@ def classification_dataset(
         Per-channel normalisation after scaling to ``[0, 1]``.
     drop_remainder : bool, optional
         Defaults to ``training``.
+    prefetch : int
+        Batches drawn ahead in a background thread while the batches are
+        read in order (0: none); see :class:`~pcw_keras.data.batching.ImageBatches`.
 
     Returns
     -------
@@ -130,4 +135,4 @@ def classification_dataset(
     >>> train = classification_dataset(data, batch_size=128, training=True, seed=0)  # doctest: +SKIP
     """
     return ClassificationBatches(imageset, batch_size=batch_size, training=training, seed=seed, crop_padding=crop_padding,
-                                 flip=flip, mean=mean, std=std, drop_remainder=drop_remainder)
+                                 flip=flip, mean=mean, std=std, drop_remainder=drop_remainder, prefetch=prefetch)

@@ -142,6 +142,20 @@ def test_the_report_of_a_keras_applications_model_ranks_its_stages_by_size(tiny_
     assert report["model"]["parameters"] == model.count_params()
 
 
+def test_the_stages_of_an_encoder_decoder_end_at_its_bottleneck():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="enc1")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="enc2")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="bottleneck")(x)
+    x = keras.layers.UpSampling2D(name="up2")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="dec2")(x)
+    x = keras.layers.UpSampling2D(name="up1")(x)
+    outputs = keras.layers.Conv2D(1, 3, padding="same", name="dec1")(x)
+    model = keras.Model(inputs, outputs)
+    # The decoder's 16x16 and 32x32 maps are not the encoder's stages; the last stage (attacked) is the deepest.
+    assert stage_layers(model) == ["enc1", "enc2", "bottleneck"]
+
+
 def report_layer(out) -> str:
     return json.loads((out / "report.json").read_text())["attack"]["layer"]
 

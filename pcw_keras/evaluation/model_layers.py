@@ -75,6 +75,8 @@ def feature_model(model: keras.Model, layer: str) -> keras.Model:
 
 
 CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+UPSAMPLING = (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose)
+"""Layers that enlarge a map: where a decoder begins, and :func:`stage_layers` stops."""
 
 
 def stage_layers(model: keras.Model) -> list[str]:
@@ -87,7 +89,11 @@ def stage_layers(model: keras.Model) -> list[str]:
     pooling computes is left out, both the head and a squeeze-and-excitation
     branch, which pools a map to 1x1 and scales the map by it (the scaled map
     is the body's again): e.g. ``conv1_relu``, ``conv2_block3_out`` ..
-    ``conv5_block3_out`` of a Keras ResNet-50.
+    ``conv5_block3_out`` of a Keras ResNet-50. The body ends at the first
+    upsampling (:data:`UPSAMPLING`): an encoder-decoder's stages are its
+    encoder's, and the last one is its bottleneck, the deepest map (a
+    decoder's maps return to sizes the encoder had). The stages are in the
+    order of the kept layers in ``model.layers``.
 
     Raises
     ------
@@ -99,19 +105,22 @@ def stage_layers(model: keras.Model) -> list[str]:
     if names.issuperset(ours):
         return ours
     last, convolved, pooled = {}, set(), set()
+    order = {layer.name: index for index, layer in enumerate(model.layers)}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
+        if isinstance(layer, UPSAMPLING):
+            break
         parents = {parent.operation.name for node in layer._inbound_nodes for parent in node.parent_nodes}
         if isinstance(layer, GLOBAL_POOLING) or (parents and parents <= pooled):
             pooled.add(layer.name)
             continue
         shape = _output_shape(layer)
         if len(shape) == 4:
-            last[shape[1:3]] = layer.name  # a dict keeps the order in which each size first appears
+            last[shape[1:3]] = layer.name
             if isinstance(layer, CONVOLUTIONS):
                 convolved.add(shape[1:3])
-    stages = [name for size, name in last.items() if size in convolved]
+    stages = sorted((name for size, name in last.items() if size in convolved), key=order.__getitem__)
     if not stages:
         raise ValueError(f"Model {model.name!r} has no convolution with a 4-D (image-like) output: pass the layers.")
     return stages

@@ -142,6 +142,15 @@ def test_the_report_of_a_keras_applications_model_ranks_its_stages_by_size(tiny_
     assert report["model"]["parameters"] == model.count_params()
 
 
+def test_the_command_lines_complete_model_with_the_options_of_its_commands():
+    from pcw_keras.commands import consistency, report
+    from pcw_keras.commands.rank import MODEL_OPTION_NAMES
+    from pcw_keras.report.command_lines import CONSISTENCY_TAKES
+
+    assert [param.name for param in report.command.params[1:len(MODEL_OPTION_NAMES) + 1]] == list(MODEL_OPTION_NAMES)
+    assert set(CONSISTENCY_TAKES) == {param.name for param in consistency.command.params} & set(MODEL_OPTION_NAMES)
+
+
 def test_the_stages_of_an_encoder_decoder_end_at_its_bottleneck():
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", name="enc1")(inputs)

@@ -83,7 +83,7 @@ def compute_ranking(target: Target, model, method: str, layer: str | None, limit
                                   seed=target.seed, normalization=target.normalization, verbose=verbose)
 
 
-MODEL_OPTIONS = [
+MODEL_CLICK_OPTIONS = [
     click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                  help="Which model of a run directory."),
     click.option("--images", "--data", "data", metavar="FOLDER|TARBALL|NPZ",
@@ -95,10 +95,11 @@ MODEL_OPTIONS = [
                  help="What a model file's outputs mean (default: features, a model of its own; a run's recipe says it)."),
     click.option("--grid", type=click.IntRange(min=1), help="Canvas cells per side (default: the recipe's, or input width / 32)."),
 ]
-"""The options that complete MODEL (which checkpoint; a model file's images, pixels, input size, task and grid)."""
+"""The options that complete MODEL (which checkpoint; a model file's images, pixels, input size, task and grid),
+as click decorators: the one list of them (:data:`MODEL_OPTION_NAMES` are their parameter names)."""
 
 COMMON_OPTIONS = [
-    *MODEL_OPTIONS,
+    *MODEL_CLICK_OPTIONS,
     click.option("--layer", help="Layer to rank (default: stage4 or pool in our ResNets, else the last 4-D layer before "
                                  "global pooling; 4-D outputs are averaged over space)."),
     click.option("--method", type=click.Choice(METHODS),
@@ -121,8 +122,12 @@ def common_options(function, options=COMMON_OPTIONS):
 
 
 def model_options(function):
-    """Adds the options that complete MODEL (:data:`MODEL_OPTIONS`) to a command function."""
-    return common_options(function, MODEL_OPTIONS)
+    """Adds the options that complete MODEL (:data:`MODEL_CLICK_OPTIONS`) to a command function."""
+    return common_options(function, MODEL_CLICK_OPTIONS)
+
+
+MODEL_OPTION_NAMES = tuple(param.name for param in click.command()(model_options(lambda **_: None)).params)
+"""The parameter names of :data:`MODEL_CLICK_OPTIONS`, in their order: ``("which", "data", "preprocess", ...)``."""
 
 
 def default_method(task: str, method: str | None) -> str:

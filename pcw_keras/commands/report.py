@@ -7,6 +7,7 @@ from pcw_keras.choices import FILLS, INFERENCE_PRECISIONS
 from pcw_keras.commands.attack import parse_ks
 from pcw_keras.commands.rank import (
     METHODS,
+    MODEL_OPTION_NAMES,
     PRECISION_HELP,
     compute_ranking,
     default_method,
@@ -109,8 +110,10 @@ def command(target, which, data, preprocess, input_size, task, grid, quick, laye
     options = ReportOptions(method, tuple(stages), tuple(ks), amounts["rank_limit"], amounts["limit"],
                             amounts["random_draws"], max_shift, amounts["passes"], amounts["curve_max_shift"], fill,
                             batch_size, precision, seed)
-    completing = {"which": which if resolved.source.recipe is not None else None, "data": data,
-                  "preprocess": preprocess, "input_size": input_size, "task": task, "grid": grid}
+    given = click.get_current_context().params
+    completing = {name: given[name] for name in MODEL_OPTION_NAMES}  # in their order on the command lines
+    if resolved.source.recipe is None:
+        completing["which"] = None  # a model file has one model
     try:
         build_report(resolved, model, resolved.source.model(which), lambda layer: compute_ranking(
             resolved, model, method, layer, options.rank_limit, batch_size), test_images, options, out, argument=target,

@@ -16,17 +16,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pcw_keras.io import staged_directory, write_text_atomic
-from pcw_keras.report.collect import REPORT_FILE, ReportOptions, collect
+from pcw_keras.report.collect import REPORT_FILE, ModelTarget, ReportOptions, collect
 from pcw_keras.report.document import blocks, to_markdown
 from pcw_keras.report.figures import draw
 from pcw_keras.report.html import to_html
 
+if TYPE_CHECKING:
+    import keras
+
+    from pcw_keras.data import ImageSet
+    from pcw_keras.evaluation.position_channels import ChannelRanking
+
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
 
-__all__ = ["HTML_FILE", "MARKDOWN_FILE", "REPORT_FILE", "ReportOptions", "build_report", "render"]
+__all__ = ["HTML_FILE", "MARKDOWN_FILE", "REPORT_FILE", "ModelTarget", "ReportOptions", "build_report", "render"]
 
 
 def render(folder: str) -> list[str]:
@@ -46,7 +53,8 @@ def render(folder: str) -> list[str]:
     return [*figures, MARKDOWN_FILE, HTML_FILE]
 
 
-def build_report(target, model, trained, rank: Callable, test_images, options: ReportOptions, out: str, *,
+def build_report(target: ModelTarget, model: keras.Model, trained: keras.Model, rank: Callable[[str], ChannelRanking],
+                 test_images: ImageSet, options: ReportOptions, out: str, *,
                  argument: str, model_options: dict, overwrite: bool = False,
                  echo: Callable[[str], None] = print) -> dict:
     """Runs :func:`~pcw_keras.report.collect.collect` and :func:`render` in a hidden folder beside ``out``,

@@ -23,6 +23,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import keras
 import numpy as np
@@ -39,11 +40,42 @@ from pcw_keras.io import write_json_atomic
 from pcw_keras.machine import describe
 from pcw_keras.models.flops import count_flops
 
+if TYPE_CHECKING:
+    from pcw_keras.data import ImageSet
+    from pcw_keras.normalization import Normalization
+    from pcw_keras.runs import ModelFile, Run
+
 REPORT_FILE = "report.json"
 RANKINGS_DIR = "rankings"
 ATTACK_FILE = "attack.json"
 CONSISTENCY_FILE = "consistency.json"
 CURVE_CSV = "consistency_curve.csv"
+
+
+class ModelTarget(Protocol):
+    """What the report reads of a resolved MODEL (``pcw_keras.commands.rank.Target`` is one).
+
+    Attributes
+    ----------
+    source : Run or ModelFile
+        The opened run directory or model file.
+    which : str
+        Which model of a run directory (``"best"`` or ``"last"``).
+    task : str
+        What the model's outputs mean (``"location"``, ``"image"``, ``"classification"``, ``"features"``).
+    grid : int or None
+        Canvas cells per side.
+    normalization : Normalization
+        How the model wants its pixels.
+    """
+
+    source: Run | ModelFile
+    which: str
+    task: str
+    grid: int | None
+
+    @property
+    def normalization(self) -> Normalization: ...
 
 
 @dataclass(frozen=True)
@@ -94,7 +126,7 @@ def ranking_file(method: str, layer: str) -> str:
     return os.path.join(RANKINGS_DIR, ranking_filename(method, layer))
 
 
-def model_facts(target, trained: keras.Model, argument: str) -> dict:
+def model_facts(target: ModelTarget, trained: keras.Model, argument: str) -> dict:
     """Name, origin, task, input, parameters, FLOPs, preprocessing and (for a run) recipe and test scores."""
     source = target.source
     recipe = getattr(source, "recipe", None)
@@ -146,11 +178,11 @@ def _consistency(model, images, options: ReportOptions, normalization, folder: s
 
 
 def collect(
-    target,
+    target: ModelTarget,
     model: keras.Model,
     trained: keras.Model,
     rank: Callable[[str], ChannelRanking],
-    test_images,
+    test_images: ImageSet,
     options: ReportOptions,
     folder: str,
     *,
@@ -163,9 +195,9 @@ def collect(
 
     Parameters
     ----------
-    target : pcw_keras.commands.rank.Target
-        The resolved MODEL: its source (a run or a model file), task, grid,
-        seed, normalisation and images.
+    target : ModelTarget
+        The resolved MODEL (``pcw_keras.commands.rank.Target``): its source
+        (a run or a model file), checkpoint, task, grid and normalisation.
     model : keras.Model
         The model in its inference form (what is measured).
     trained : keras.Model
@@ -180,8 +212,9 @@ def collect(
     argument : str
         MODEL as the user wrote it.
     model_options : dict
-        The options that complete MODEL on the command lines (``which``, ``data``, ``preprocess``,
-        ``input_size``, ``task``, ``grid``; None where not given).
+        The options that complete MODEL, ``{name: value}`` in the order the command lines write them
+        (:data:`pcw_keras.commands.rank.MODEL_OPTION_NAMES`: ``which``, ``data``, ``preprocess`` ...;
+        None where not given).
     out : str
         Where the report will be (the command lines write beside it).
     echo : callable

@@ -1,24 +1,24 @@
 """The ``pcw`` command lines that reproduce each figure of a report, with every value it was measured with.
 
 Each line repeats MODEL, the options that complete it (``--which``,
-``--data``, ``--preprocess`` ...; only those its command takes) and the
-report's resolved options, and writes into ``REPORT/reproduced`` so that
-running it leaves the report as it is.
+``--data``, ``--preprocess`` ...: ``report.json``'s ``model_options``, in
+their order, which ``pcw report`` names after its click options; only those
+its command takes) and the report's resolved options, and writes into
+``REPORT/reproduced`` so that running it leaves the report as it is.
 """
 from __future__ import annotations
 
 import os
 import shlex
 
-MODEL_OPTIONS = ("which", "data", "preprocess", "input_size", "task", "grid")
-"""The options that complete MODEL, in the order they are written."""
-CONSISTENCY_MODEL_OPTIONS = ("which", "data", "preprocess")
-"""Those ``pcw evaluate consistency`` takes."""
+CONSISTENCY_TAKES = ("which", "data", "preprocess")
+"""The options that complete MODEL which ``pcw evaluate consistency`` takes too."""
 
 
-def _flags(values: dict, names) -> list[str]:
+def _flags(values: dict, names=None) -> list[str]:
+    """``--name value`` for each of ``names`` (default: every key of ``values``, in order) whose value is not None."""
     words = []
-    for name in names:
+    for name in values if names is None else names:
         if values.get(name) is not None:
             words += [f"--{name.replace('_', '-')}", str(values[name])]
     return words
@@ -43,7 +43,7 @@ def command_lines(report: dict) -> dict:
     ranked = ["--method", options["method"], "--rank-limit", str(options["rank_limit"])]
     shifts = ["--max-shift", str(options["max_shift"]), "--passes", str(options["passes"]),
               "--curve-max-shift", str(options["curve_max_shift"]), "--fill", options["fill"]]
-    model_flags = _flags(model_options, MODEL_OPTIONS)
+    model_flags = _flags(model_options)
     ks = ",".join(map(str, options["ks"]))
     draws = ["--top", ks, "--random-draws", str(options["random_draws"]), "--limit", str(options["limit"]),
              "--seed", str(options["seed"])]
@@ -60,7 +60,7 @@ def command_lines(report: dict) -> dict:
     if report["consistency"] is not None:
         data = {**model_options, "data": model_options.get("data") or (
             report["model"]["data"] if report["model"]["kind"] == "model file" else None)}
-        lines["consistency"] = _line(["pcw", "evaluate", "consistency", model, *_flags(data, CONSISTENCY_MODEL_OPTIONS),
+        lines["consistency"] = _line(["pcw", "evaluate", "consistency", model, *_flags(data, CONSISTENCY_TAKES),
                                       "--limit", str(options["limit"]), *shifts, *precision,
                                       "--seed", str(options["seed"]), "--out", out])
     return lines

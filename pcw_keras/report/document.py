@@ -17,6 +17,8 @@ from pcw_keras.report.figures import ATTACK_PNG, CURVE_PNG, STAGES_PNG, ranking_
 
 @dataclass(frozen=True)
 class Heading:
+    """A heading: ``level`` 1 is the page's title, 2 a section (Markdown's ``#``, ``##``)."""
+
     level: int
     text: str
 
@@ -30,6 +32,8 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Table:
+    """A table of text cells: a header row, then rows of as many cells."""
+
     header: list[str]
     rows: list[list[str]]
 
@@ -42,12 +46,16 @@ class Table:
 
 @dataclass(frozen=True)
 class Figure:
+    """An image of the report folder (``file``, relative to it) with its caption."""
+
     file: str
     caption: str
 
 
 @dataclass(frozen=True)
 class Code:
+    """``pcw`` command lines, one a line, shown verbatim."""
+
     text: str
 
 

@@ -23,6 +23,7 @@ CURVE_PNG = "consistency_curve.png"
 
 
 def ranking_png(layer: str) -> str:
+    """The file name of ``layer``'s ranking figure in a report folder: ``ranking_<layer>.png``."""
     return f"ranking_{layer}.png"
 
 

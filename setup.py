@@ -46,7 +46,7 @@ setup(
         ],
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22", *TENSORFLOW_TOOLS],
         "jax": ["jax>=0.4.30"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3"],
         "edge": ["ai-edge-litert>=1.2"],
     },
     entry_points={"console_scripts": ["pcw=pcw_keras.cli:main"]},

@@ -31,3 +31,16 @@ for v in aps aps-blur; do
     cp runs/translation/exports/$v-$q/export_report.json $STUDY/$v/tflite-$q-export_report.json
   done
 done
+# pcw reproduce's translation table over the same runs, from their own results.json (evaluated in bfloat16 at the
+# end of training, `precision` in results.json): the cells laid out as pcw reproduce lays them out, then --report-only.
+for pair in plain:cifar10-resnet18 blurpool:cifar10-resnet18-blurpool augshift:cifar10-resnet18-augshift \
+            aps:cifar10-resnet18-aps aps-blur:cifar10-resnet18-aps-blur; do
+  v=${pair%%:*}; cell=${pair#*:}
+  mkdir -p runs/reproduce-aps/translation/$cell/seed-0
+  cp $STUDY/$v/results.json runs/reproduce-aps/translation/$cell/seed-0/
+done
+pcw --backend tensorflow reproduce translation --scale reduced --report-only --out runs/reproduce-aps \
+  --cells cifar10-resnet18,cifar10-resnet18-blurpool,cifar10-resnet18-augshift,cifar10-resnet18-aps,cifar10-resnet18-aps-blur \
+  --set data.limit=10000 --set data.test_limit=2000 --set training.epochs=6 --set training.jit_compile=false
+mkdir -p $STUDY/reproduce
+cp runs/reproduce-aps/translation/results.md runs/reproduce-aps/translation/results.png $STUDY/reproduce/

@@ -100,7 +100,8 @@ def test_translation_report_shows_aps_rows_and_circular_consistency_beside_the_p
         (cell, metric) for cell in ("cifar10-resnet18", "cifar10-resnet18-aps")
         for metric in ("top1", "consistency", "circular_consistency")]
     markdown, chart = reproduce.write_report("translation", rows, "reduced", [0], out)
-    text = open(markdown, encoding="utf-8").read()
+    with open(markdown, encoding="utf-8") as handle:
+        text = handle.read()
     assert "| cifar10-resnet18 | consistency | 90.8 | 80.0 ± 0.0 | 1/1 |" in text
     assert "| cifar10-resnet18 | circular_consistency | — | 70.0 ± 0.0 | 1/1 |" in text
     assert "| cifar10-resnet18-aps | top1 | — | 45.0 ± 0.0 | 1/1 |" in text

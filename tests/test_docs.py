@@ -117,3 +117,17 @@ def test_the_backend_choice_constants_are_the_measured_rates():
         assert constants["tensorflow"][row["precision"]] == pytest.approx(row["train_images_per_s"], abs=0.01)
     for row in (r for r in backends if r["backend"] == "jax"):
         assert constants["jax"][row["precision"]] == pytest.approx(row["train_images_per_s"], abs=0.01)
+
+
+def test_the_quick_report_time_in_the_help_is_the_measured_one():
+    import json
+
+    from pcw_keras.commands.report import QUICK_SECONDS
+
+    measured = json.loads((ROOT / "docs/bench/report_quick_cpu.json").read_text())
+    assert measured["machine"]["cores"] == 2
+    runs = {run["case"]: run for run in measured["runs"]}
+    assert {case: tuple(run["model"]["input_shape"][:2]) for case, run in runs.items()} == {
+        "location-3x3-gapnet": (96, 96), "cifar10-resnet18": (32, 32), "resnet50-96": (96, 96)}
+    assert runs["resnet50-96"]["consistency"] and runs["cifar10-resnet18"]["consistency"]
+    assert max(run["wall_seconds"] for run in runs.values()) < QUICK_SECONDS

@@ -19,7 +19,12 @@ DEFAULTS = {"rank_limit": 200, "limit": 100, "top": "5%,10%,25%,50%", "random_dr
             "curve_max_shift": 8}
 """The measured amounts of a full report."""
 QUICK = {"rank_limit": 32, "limit": 40, "top": "10%,50%", "random_draws": 2, "passes": 2, "curve_max_shift": 4}
-"""Those of ``--quick``: under 2 minutes for a full-width ResNet-18 at 96x96 on a 2-core CPU (docs/bench/report_quick_cpu.json)."""
+"""Those of ``--quick`` (timed in docs/bench/report_quick_cpu.json, see :data:`QUICK_SECONDS`)."""
+QUICK_SECONDS = 30
+"""What ``--quick`` was measured under, from start to exit on a 2-core CPU, for each model of
+``benchmarks/report_quick.py``: a canvas GAPNet run (96x96), a CIFAR ResNet-18 run (32x32) and
+Keras' ResNet-50 at 96x96 as a classifier, all full width (tests/test_docs.py checks it against
+docs/bench/report_quick_cpu.json)."""
 
 
 def _amount(name: str) -> str:
@@ -29,8 +34,10 @@ def _amount(name: str) -> str:
 @click.command("report")
 @click.argument("target", metavar="MODEL")
 @model_options
-@click.option("--quick", is_flag=True, help="Fewer images, channel counts, draws and shifts: under 2 minutes for a "
-                                            "full-width ResNet-18 at 96x96 on a 2-core CPU.")
+@click.option("--quick", is_flag=True, help=f"Fewer images, channel counts, draws and shifts: under {QUICK_SECONDS} s "
+                                            "from start to exit on a 2-core CPU for a canvas GAPNet run (96x96), a "
+                                            "CIFAR ResNet-18 run (32x32) and Keras' ResNet-50 classifier at 96x96, "
+                                            "all full width (docs/bench/report_quick_cpu.json).")
 @click.option("--layers", metavar="LAYER,LAYER,...",
               help="The stages to rank, input to output; the last one is attacked (default: stage1..stage4 of the "
                    "package's ResNets, else the last layer at each spatial size of the body).")

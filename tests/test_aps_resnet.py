@@ -3,8 +3,8 @@
 Randomly initialised networks (nothing trained, nothing to fit to the test),
 CIFAR stem, width 1/16, 32x32 inputs, inference mode. Tolerance: float32
 rounding, stated as ``max |logits(shifted) - logits(x)| <= RTOL * max |logits(x)|``
-with ``RTOL = 1e-5`` (measured: about 3e-7; the shifted input reaches the
-same values through sums in another order). The plain network (same padding,
+with ``RTOL = 1e-5`` (the shifted input reaches the same values through
+sums in another order). The plain network (same padding,
 strided subsampling) must miss it by far: more than ``100 * RTOL``.
 """
 import keras
@@ -47,16 +47,19 @@ def _random_shifts(count: int, seed: int) -> list[tuple[int, int]]:
     return [(1, 0), (0, 1), (1, 1)] + [s for s in drawn if s not in ((1, 0), (0, 1), (1, 1))]
 
 
+@pytest.mark.jax
 def test_aps_resnet18_is_invariant_to_every_circular_shift():
     model = _network("resnet18_cifar_aps")
     assert _worst_relative_change(model, _image(), ALL_SHIFTS) <= RTOL
 
 
+@pytest.mark.jax
 def test_aps_with_blur_is_invariant_to_circular_shifts():
     model = _network("resnet18_cifar_aps_blur", seed=1)
     assert _worst_relative_change(model, _image(1), _random_shifts(96, seed=1)) <= RTOL
 
 
+@pytest.mark.jax
 def test_the_plain_network_is_not_invariant():
     """The control: same padding, same width, strided subsampling. Fails the tolerance by more than 100x."""
     model = _network("resnet18_cifar")
@@ -72,6 +75,7 @@ def test_shortcuts_keep_the_main_paths_component():
         assert isinstance(index, PolyphaseDownsample2D) and index.name == layer.name.replace("downsample", "1")
 
 
+@pytest.mark.jax
 def test_saved_aps_model_loads_and_stays_invariant(tmp_path):
     model = _network("resnet18_cifar_aps_blur")
     path = str(tmp_path / "aps.keras")

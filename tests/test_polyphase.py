@@ -95,8 +95,13 @@ def test_the_returned_index_selects_the_same_component_of_another_tensor(blur, t
         out, chosen, taken = (keras.ops.convert_to_numpy(t) for t in candidate([x, other]))
         np.testing.assert_array_equal(out, keras.ops.convert_to_numpy(PolyphaseDownsample2D(blur=blur)(x)))
         full = other if blur is None else _circular_blur(other, blur)
+        blurred = x if blur is None else _circular_blur(x, blur)
         for sample, component in enumerate(chosen):
             i, j = COMPONENTS[component]
+            # the index is the first argmax of the (blurred) input's component norms (l2), computed here in NumPy
+            norms = [np.sqrt(np.sum(blurred[sample, a::2, b::2] ** 2)) for a, b in COMPONENTS]
+            assert component == int(np.argmax(norms))
+            np.testing.assert_allclose(out[sample], blurred[sample, i::2, j::2], rtol=0, atol=1e-6)
             np.testing.assert_allclose(taken[sample], full[sample, i::2, j::2], rtol=0, atol=1e-6)
     assert PolyphaseSelect2D.from_config(PolyphaseSelect2D(blur=4).get_config()).blur == 4
 

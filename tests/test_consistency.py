@@ -204,3 +204,18 @@ def test_cli_evaluate_consistency_of_a_run_directory(tiny_npz, tmp_path):
     (canvas / "recipe.yaml").write_text(recipes.load("image-3x3-gapnet").to_yaml())
     refused = CliRunner().invoke(main, ["evaluate", "consistency", str(canvas)])
     assert refused.exit_code != 0 and "classification" in refused.output
+
+
+def test_circular_roll_moves_content_opposite_to_the_zero_filled_shift():
+    """On an image inside its border, the zero-filled shift at offset ``o`` equals ``roll(image, max_shift - o)``:
+    ``consistency`` rolls by ``o - max_shift``, the same offsets with the opposite sign (the same distribution)."""
+    from pcw_keras.evaluation.consistency import _shift, _shifter
+
+    max_shift, side = 2, 12
+    images = np.zeros((9, side, side, 1), "float32")
+    images[:, max_shift:-max_shift, max_shift:-max_shift] = np.random.default_rng(0).normal(
+        size=(9, side - 2 * max_shift, side - 2 * max_shift, 1))
+    offsets = np.stack(np.divmod(np.arange(0, 25, 3), 5), axis=-1).astype("int32")
+    shifted = _shift(_shifter(max_shift, "zero", images.shape), images, offsets)
+    np.testing.assert_array_equal(shifted, roll(images, max_shift - offsets))
+    assert not np.array_equal(shifted[offsets[:, 0] != max_shift], roll(images, offsets - max_shift)[offsets[:, 0] != max_shift])

@@ -79,7 +79,8 @@ def command(target, which, data, preprocess, limit, max_shift, passes, curve_max
 
     Zhang (2019)'s protocol adapted to 32x32 images (pad, two different random
     crops, several passes; see pcw_keras.evaluation.consistency), the
-    circular consistency (the same offsets as circular shifts, np.roll: an
+    circular consistency (the same offsets with the opposite sign as
+    circular shifts, np.roll: the same distribution of shifts; an
     APS network with circular padding keeps 100%), the accuracy alongside,
     and the consistency-versus-shift-distance curve.
     Writes consistency.json, consistency_curve.csv and consistency_curve.png.
@@ -112,7 +113,7 @@ def command(target, which, data, preprocess, limit, max_shift, passes, curve_max
     plot_curves({label: curve}, os.path.join(out, CURVE_PNG))
     click.echo(
         f"{label}: consistency {100 * scores['consistency']:.1f}% (shifts up to {max_shift} px, {passes} passes), "
-        f"circular consistency {100 * scores['circular_consistency']:.1f}% (the same offsets as circular shifts), "
+        f"circular consistency {100 * scores['circular_consistency']:.1f}% (the same offsets, opposite sign, as circular shifts), "
         f"accuracy {100 * scores['accuracy']:.1f}% unshifted, {100 * scores['accuracy_shifted']:.1f}% shifted. "
         f"Written to {out}/: {RESULT_FILE}, {CURVE_CSV}, {CURVE_PNG}"
     )

@@ -15,8 +15,11 @@ alongside.
 
 *Circular consistency*, reported beside it from the same draws: each image is
 rolled circularly (``np.roll``: what leaves one side enters at the other, no
-fill) by the same two offsets (``offset - max_shift`` pixels per axis), and an
-image is consistent when both rolled copies get the same class. A network
+fill) by the same two offsets with the opposite sign (``offset - max_shift``
+pixels per axis, where the zero-filled shift moves the content by
+``max_shift - offset``: the same distribution of shifts, the offsets being
+uniform on ``0 .. 2 max_shift``), and an image is consistent when both rolled
+copies get the same class. A network
 with circular padding and adaptive polyphase sampling (``resnet(aps=True,
 padding="circular")``) is exactly invariant to circular shifts (100% up to
 float rounding); a zero-filled shift moves the content across a border of
@@ -90,7 +93,7 @@ def consistency(
     dict
         ``consistency`` (in ``[0, 1]``), ``consistency_per_pass``,
         ``circular_consistency`` and ``circular_consistency_per_pass`` (the
-        same draws as circular shifts), ``accuracy`` (unshifted images),
+        same draws, opposite sign, as circular shifts), ``accuracy`` (unshifted images),
         ``accuracy_shifted`` (all crops), ``max_shift``, ``passes``, ``fill``,
         ``images``.
 
@@ -119,6 +122,8 @@ def consistency(
             view1, view2 = predicted[: len(batch)], predicted[len(batch) :]
             agree[p] += int((view1 == view2).sum())
             right_shifted += int((view1 == batch_labels).sum() + (view2 == batch_labels).sum())
+            # moves the content by o - max_shift, the zero-filled shift by max_shift - o: opposite signs, the same
+            # distribution (o is uniform on the grid, symmetric about max_shift); kept so, the committed files used it
             rolled = _predict(model, np.concatenate([roll(batch, o[p, rows] - max_shift) for o in offsets]))
             agree_circular[p] += int((rolled[: len(batch)] == rolled[len(batch) :]).sum())
     per_pass, per_pass_circular = agree / count, agree_circular / count

@@ -155,7 +155,7 @@ def _consistency(report: dict, folder: str, lines: dict) -> list[Block]:
         Paragraph(f"Consistency {_pct(scores['consistency'])}: how often two different random shifts of a test image "
                   f"(up to {measured['max_shift']} pixels per axis, {measured['passes']} draws per image, "
                   f"{measured['fill']} fill) get the same class (Zhang, 2019); "
-                  f"{_pct(scores['circular_consistency'])} when the same offsets roll the image circularly "
+                  f"{_pct(scores['circular_consistency'])} when the same offsets, opposite sign, roll the image circularly "
                   f"(what leaves one side enters at the other). Accuracy {_pct(scores['accuracy'])} "
                   f"unshifted, {_pct(scores['accuracy_shifted'])} shifted ({measured['images']} test images)."),
         Figure(CURVE_PNG, "Consistency with the unshifted image against shift distance."),

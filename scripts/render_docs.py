@@ -102,15 +102,19 @@ TARGETS = (
 
 
 def load(path: Path) -> object:
-    """A raw file's content: JSON as it is, JSON lines and CSV as lists of rows (CSV numbers as floats)."""
+    """A raw file's content: JSON and YAML as they are, JSON lines and CSV as lists of rows (CSV numbers as floats)."""
     text = path.read_text()
     if path.suffix == ".json":
         return json.loads(text)
+    if path.suffix in (".yaml", ".yml"):  # a run's resolved recipe.yaml
+        import yaml
+
+        return yaml.safe_load(text)
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     if path.suffix == ".csv":
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
-    raise RenderError(f"raw file {path}: not .json, .jsonl or .csv")
+    raise RenderError(f"raw file {path}: not .json, .yaml, .jsonl or .csv")
 
 
 def _number(text: str) -> object:

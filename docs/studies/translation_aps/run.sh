@@ -15,7 +15,7 @@ for pair in aps:cifar10-resnet18-aps aps-blur:cifar10-resnet18-aps-blur plain:ci
   flock -x /work/cpu.lock pcw --backend tensorflow train $recipe $COMMON --out runs/translation/$v
   flock -x /work/cpu.lock pcw --backend tensorflow evaluate consistency runs/translation/$v --precision float32 --curve-max-shift 8
   mkdir -p $STUDY/$v
-  cp runs/translation/$v/results.json runs/translation/$v/consistency.json runs/translation/$v/metrics.csv $STUDY/$v/
+  cp runs/translation/$v/results.json runs/translation/$v/consistency.json runs/translation/$v/metrics.csv runs/translation/$v/recipe.yaml $STUDY/$v/
 done
 # The committed tflite-*.json name their model as exports/translation/...: they were written there, before
 # the exports moved under runs/ (not committed); the same commands otherwise.

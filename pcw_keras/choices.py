@@ -13,6 +13,11 @@ PREPROCESS = ("cifar", "imagenet", "unit", "none")
 """How a model file wants its pixels: the names of :data:`pcw_keras.normalization.NORMALIZATIONS` (a test checks
 that they agree), spelled out here so that ``pcw --help`` does not import NumPy."""
 
+APS_BLUR_SIZES = (2, 7)
+"""The smallest and largest side of the binomial blur before an adaptive polyphase selection (both allowed):
+``blur`` of :class:`pcw_keras.layers.PolyphaseDownsample2D` and ``PolyphaseSelect2D``, ``aps_blur`` of
+:func:`pcw_keras.models.resnet.resnet` and of the recipes."""
+
 CANVAS_TASKS = ("location", "image")
 """The paper's canvas tasks: where the image is (``location``) and what it is (``image``)."""
 

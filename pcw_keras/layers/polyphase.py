@@ -24,6 +24,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from pcw_keras.choices import APS_BLUR_SIZES as BLUR_SIZES
 from pcw_keras.layers._checks import check_choice, check_int_range
 from pcw_keras.layers.blurpool import binomial_filter
 from pcw_keras.layers.padding import pad2d
@@ -117,7 +118,7 @@ class PolyphaseDownsample2D(keras.layers.Layer):
     def __init__(self, norm: str = "l2", blur: int | None = None, return_index: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.norm = check_choice("norm", norm, NORMS)
-        self.blur = None if blur is None else check_int_range("blur", blur, 2, 7)
+        self.blur = None if blur is None else check_int_range("blur", blur, *BLUR_SIZES)
         if not isinstance(return_index, bool):
             raise TypeError(f"`return_index` must be a bool. Received: return_index={return_index!r}")
         self.return_index = return_index
@@ -182,7 +183,7 @@ class PolyphaseSelect2D(keras.layers.Layer):
 
     def __init__(self, blur: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.blur = None if blur is None else check_int_range("blur", blur, 2, 7)
+        self.blur = None if blur is None else check_int_range("blur", blur, *BLUR_SIZES)
 
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(input_shape[0], (list, tuple)):

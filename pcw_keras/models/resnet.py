@@ -22,6 +22,7 @@ from pcw_keras.layers import (
 )
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.layers.padding import MODES as PADDING_MODES
+from pcw_keras.layers.polyphase import BLUR_SIZES as APS_BLUR_SIZES
 from pcw_keras.layers.polyphase import NORMS as APS_NORMS
 
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
@@ -62,11 +63,11 @@ class Polyphase:
     norm: str = "l2"
     blur: int | None = None
 
-    def downsample(self, x, name):
+    def downsample(self, x: keras.KerasTensor, name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
         """``(x subsampled to its component of largest norm, the chosen index)``; layer ``{name}_aps``."""
         return PolyphaseDownsample2D(self.norm, self.blur, return_index=True, name=f"{name}_aps")(x)
 
-    def select(self, x, index, name):
+    def select(self, x: keras.KerasTensor, index: keras.KerasTensor, name: str) -> keras.KerasTensor:
         """``x`` subsampled to the component ``index`` that a main path chose; layer ``{name}_aps``."""
         return PolyphaseSelect2D(self.blur, name=f"{name}_aps")([x, index])
 
@@ -227,7 +228,7 @@ def _polyphase(aps, norm, blur, antialias, padding) -> Polyphase | None:
         raise TypeError(f"`aps` must be a bool. Received: aps={aps!r}")
     check_choice("aps_norm", norm, APS_NORMS)
     if blur is not None:
-        check_int_range("aps_blur", blur, 2, 7)
+        check_int_range("aps_blur", blur, *APS_BLUR_SIZES)
     if not aps:
         if blur is not None or norm != "l2":
             raise ValueError(f"`aps_norm` and `aps_blur` need `aps=True`. Received: aps_norm={norm!r}, aps_blur={blur!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pcw_keras.choices import CANVAS_TASKS
+from pcw_keras.choices import APS_BLUR_SIZES, CANVAS_TASKS
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ SCHEMA: dict[str, Any] = {
                           "null keeps the model's default."),
         "aps_norm": Field(None, STR, choices=("l2", "linf"), optional=True,
                           help="With aps: the norm that picks the polyphase component; null: the model's (l2)."),
-        "aps_blur": Field(None, INT, low=2, high=7, optional=True,
+        "aps_blur": Field(None, INT, low=APS_BLUR_SIZES[0], high=APS_BLUR_SIZES[1], optional=True,
                           help="With aps: side of the binomial blur before each selection; null: the model's."),
     },
     "augshift": {

@@ -62,7 +62,11 @@ def _with_beyond(table: str, cells: list[Cell]) -> tuple[Cell, ...]:
     """``cells`` with :data:`BEYOND_PAPER`'s rows of ``table`` after the last paper row of their data set."""
     for recipe in BEYOND_PAPER.get(table, ()):
         dataset = recipe.split("-")[0]
-        last = max(index for index, cell in enumerate(cells) if cell.recipe.split("-")[0] == dataset)
+        rows = [index for index, cell in enumerate(cells) if cell.recipe.split("-")[0] == dataset]
+        if not rows:
+            raise ValueError(f"BEYOND_PAPER[{table!r}] has {recipe!r}, but the {table} table has no paper row of "
+                             f"its data set {dataset!r} to place it after. Received: recipe={recipe!r}")
+        last = max(rows)
         cells.insert(last + 1, Cell(recipe, {}))
     return tuple(cells)
 

@@ -182,3 +182,9 @@ def test_the_measured_step_time_counts_one_step_per_call_whatever_steps_per_exec
     model = built[0]
     assert model.steps_per_execution == recipe.steps_per_execution() > 1
     assert int(model.optimizer.iterations) == 3  # train_on_batch: one step per call, as seconds_per_step counts
+
+
+def test_a_beyond_paper_row_without_a_paper_row_of_its_data_set_is_refused(monkeypatch):
+    monkeypatch.setitem(reproduce.BEYOND_PAPER, "translation", ("imagenet-resnet18-aps",))
+    with pytest.raises(ValueError, match="'imagenet-resnet18-aps'.*no paper row of its data set 'imagenet'"):
+        reproduce._with_beyond("translation", [reproduce.Cell("cifar10-resnet18", {})])

@@ -45,14 +45,20 @@ class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
 
     ``find_spec("keras")`` may be called without an import following (a
     check that Keras is installed), so the finder stays in ``sys.meta_path``
-    until a load of ``keras`` has run, then removes itself.
+    until a load of ``keras`` has run. When a module of this package is the
+    one importing Keras (``from pcw_keras.layers import AugShift`` before
+    anything else), the registration, which imports the package's layers and
+    models, would find them half-imported: it waits until the package's last
+    module being imported has finished, which the finder sees by watching the
+    imports of the package's modules as well.
     """
 
     def __init__(self):
         self._finding = False
+        self._pending = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras" or self._finding:
+        if self._finding or not (name == "keras" or name.startswith(f"{__name__}.")):
             return None
         self._finding = True
         try:
@@ -65,12 +71,24 @@ class _RegisterWhenKerasLoads(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module):
             exec_module(module)
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)
-            _register_with_keras()
+            self._pending = self._pending or name == "keras"
+            if self._pending and not _package_modules_importing(but=module):
+                self._pending = False
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
+                _register_with_keras()
 
         spec.loader.exec_module = exec_then_register
         return spec
+
+
+def _package_modules_importing(but) -> bool:
+    """Whether a module of this package other than ``but`` is part-way through its import."""
+    return any(
+        name.startswith(f"{__name__}.") and module is not but
+        and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for name, module in list(sys.modules.items())
+    )
 
 
 if "keras" in sys.modules:

@@ -151,3 +151,18 @@ def test_apply_backend_fresh_process_imports_nothing():
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("first", ["from pcw_keras.layers import AugShift", "import pcw_keras.models"])
+def test_a_submodule_imported_first_imports_and_registers_the_whole_package(first):
+    """``from pcw_keras.layers import ...`` as a program's first line imports Keras from inside the package: the
+    registration waits for that import to end instead of failing on half-imported modules."""
+    import keras
+
+    registered = sorted(name for name in keras.saving.get_custom_objects() if name.startswith("pcw_keras>"))
+    code = (f"{first}\nimport keras\n"
+            "print(sorted(name for name in keras.saving.get_custom_objects() if name.startswith('pcw_keras>')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == str(registered) and len(registered) > 10

@@ -53,9 +53,8 @@ def test_every_batchnorm_of_a_resnet18_folds_and_float32_keeps_the_function(gapn
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     # Layers found by name are still there: the folded BatchNorms and the stage outputs.
     assert isinstance(folded.get_layer("stem_bn"), Folded)
-    # The zero paddings of the 13 stride-1 3x3 convolutions and of the head become their "same" padding.
-    assert len(foldable_paddings(gapnet)) == 14
-    assert folded.get_layer("stage1_block1_1_conv").padding == "same"
+    # The ResNet's stride-1 convolutions already pad "same": there is no padding left to fold.
+    assert foldable_paddings(gapnet) == {}
     assert folded.get_layer("stage2_block1_1_conv").padding == "valid"  # strided: padded apart
     assert folded.get_layer("stage4").output.shape == gapnet.get_layer("stage4").output.shape
     expected = gapnet.predict_on_batch(canvases)
@@ -64,6 +63,36 @@ def test_every_batchnorm_of_a_resnet18_folds_and_float32_keeps_the_function(gapn
     assert _relative_error(actual, expected) < 1e-5
     # The original is untouched.
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in gapnet.layers)
+
+
+def _explicitly_padded_net() -> keras.Model:
+    """Zero paddings as separate layers (as models built before the ResNets padded "same" have them)."""
+    from pcw_keras.layers import BatchNorm, Padding2D
+
+    x = inputs = keras.Input((24, 24, 3))
+    x = Padding2D(1, name="a_pad")(x)
+    x = keras.layers.Conv2D(8, 3, use_bias=False, name="a_conv")(x)
+    x = BatchNorm(name="a_bn")(x)
+    x = Padding2D(2, name="b_pad")(x)
+    x = keras.layers.Conv2D(8, 5, name="b_conv")(x)  # 5x5 padded by 2: folds
+    x = Padding2D(1, name="c_pad")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, name="c_conv")(x)  # strided: "same" would pad 0 before, 1 after
+    x = Padding2D(1, mode="reflect", name="d_pad")(x)
+    x = keras.layers.Conv2D(4, 3, name="d_conv")(x)  # another mode
+    return _with_trained_statistics(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.jax
+def test_a_symmetric_zero_padding_before_a_stride1_convolution_folds_into_same_padding():
+    keras.utils.set_random_seed(0)
+    model = _explicitly_padded_net()
+    assert foldable_paddings(model) == {"a_pad": "a_conv", "b_pad": "b_conv"}
+    folded = inference_model(model, "float32", fold=True)
+    assert folded.get_layer("a_conv").padding == folded.get_layer("b_conv").padding == "same"
+    assert folded.get_layer("c_conv").padding == folded.get_layer("d_conv").padding == "valid"
+    assert isinstance(folded.get_layer("a_pad"), Folded) and not isinstance(folded.get_layer("c_pad"), Folded)
+    x = np.random.default_rng(0).normal(size=(4, 24, 24, 3)).astype("float32")
+    assert _relative_error(folded.predict_on_batch(x), model.predict_on_batch(x)) < 1e-5
 
 
 @pytest.mark.jax

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pcw_keras import models
-from pcw_keras.layers import ChannelPermutation, PermutedGlobalAveragePooling2D
+from pcw_keras.layers import ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
 from pcw_keras.models.registry import ALIASES
 
 
@@ -107,6 +107,33 @@ def test_stem_corner_sees_pytorch_window_not_keras_same():
     assert fmap[0, 0] == pytest.approx(4 * 4 * 3 * 1e-2, rel=1e-5)
     assert fmap[-1, -1] == pytest.approx(5 * 5 * 3 * 1e-2, rel=1e-5)  # the last row is dropped, as in PyTorch
     assert fmap[24, 24] == pytest.approx(7 * 7 * 3 * 1e-2, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gapnet_resnet18", "deeplabv3_resnet18"])
+def test_stride1_zero_padded_convolutions_pad_symmetrically_inside_the_convolution(name):
+    """Each "same" convolution computes PyTorch's symmetric zero padding then a valid convolution; the
+    strided ones (where "same" pads 0 before and 1 after) keep their explicit padding layer."""
+    keras.utils.set_random_seed(0)
+    model = models.create_model(name, num_classes=9, input_shape=(64, 64, 3), width=0.125)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    same = [conv for conv in convs if conv.padding == "same"]
+    assert same and all(conv.strides == (1, 1) for conv in same)
+    for conv in convs:
+        producer = conv.input._keras_history.operation
+        if conv.padding == "valid" and conv.kernel_size[0] > 1:
+            assert conv.strides == (2, 2) and isinstance(producer, Padding2D), conv.name
+    if name == "gapnet_resnet18":  # the 13 stride-1 3x3 convolutions of the blocks and the head
+        assert len(same) == 14
+    probe = keras.Model(model.input, [conv.input for conv in same] + [conv.output for conv in same])
+    outputs = probe(np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32"))
+    for conv, x, y in zip(same, outputs[: len(same)], outputs[len(same):]):
+        pad = [(p - 1) // 2 * d for p, d in zip(conv.kernel_size, conv.dilation_rate)]
+        padded = keras.ops.pad(x, [(0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)])
+        expected = keras.ops.conv(padded, conv.kernel, padding="valid", dilation_rate=conv.dilation_rate)
+        if conv.use_bias:
+            expected = expected + conv.bias
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(y), keras.ops.convert_to_numpy(expected),
+                                   rtol=1e-4, atol=1e-5, err_msg=conv.name)
 
 
 def test_circular_padding_is_translation_equivariant_to_the_stage_outputs():

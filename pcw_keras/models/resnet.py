@@ -41,12 +41,32 @@ def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
 
 
-def apply_conv_bn(x, filters, kernel_size, strides, padding_mode, name, relu=True, padding=None):
-    """Explicit symmetric padding -> ``valid`` convolution (no bias) -> BatchNorm -> optional ReLU."""
-    pad = (kernel_size - 1) // 2 if padding is None else padding
+def apply_padded_conv(x, filters, kernel_size, strides, padding_mode, pad, name, pad_name, dilation=1, use_bias=False):
+    """A convolution named ``name`` whose input is padded by ``pad`` pixels on every side, as PyTorch's ``padding``.
+
+    A symmetric zero padding of ``dilation * (kernel_size - 1) / 2`` before a
+    stride-1 convolution is Keras' ``padding="same"``, which the backends apply
+    inside the convolution, with the same outputs: GAPNet ResNet-18's float32
+    training under TensorFlow went from 0.97x to 1.04x PyTorch's best on a
+    2-core CPU (``docs/benchmarks.md``). Every other case (strided
+    convolutions, which ``"same"`` pads asymmetrically; the other modes) pads
+    explicitly with a :class:`~pcw_keras.layers.Padding2D` named ``pad_name``
+    and convolves ``valid``.
+    """
+    same = dilation * (kernel_size - 1) // 2
+    if padding_mode == "zero" and strides == 1 and kernel_size % 2 and pad == same and pad:
+        return keras.layers.Conv2D(filters, kernel_size, dilation_rate=dilation, padding="same",
+                                   use_bias=use_bias, name=name)(x)
     if padding_mode != "none" and pad:
-        x = Padding2D(pad, mode=padding_mode, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=False, name=f"{name}_conv")(x)
+        x = Padding2D(pad, mode=padding_mode, name=pad_name)(x)
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, dilation_rate=dilation, padding="valid",
+                               use_bias=use_bias, name=name)(x)
+
+
+def apply_conv_bn(x, filters, kernel_size, strides, padding_mode, name, relu=True, padding=None):
+    """Symmetric padding (see :func:`apply_padded_conv`) -> convolution (no bias) -> BatchNorm -> optional ReLU."""
+    pad = (kernel_size - 1) // 2 if padding is None else padding
+    x = apply_padded_conv(x, filters, kernel_size, strides, padding_mode, pad, f"{name}_conv", f"{name}_pad")
     x = BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -355,9 +375,7 @@ def resnet(
         x = keras.layers.Identity(name=stage)(x)
 
     if head == "gapnet":
-        if padding != "none":
-            x = Padding2D(1, mode=padding, name="head_pad")(x)
-        x = keras.layers.Conv2D(num_classes, 3, padding="valid", use_bias=True, name="head")(x)
+        x = apply_padded_conv(x, num_classes, 3, 1, padding, 1, "head", "head_pad", use_bias=True)
         outputs = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     else:
         if head == "permuted_gap" and not permute_stage:

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import keras
 
-from pcw_keras.layers import BatchNorm, Padding2D
+from pcw_keras.layers import BatchNorm
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.models.registry import register_model
-from pcw_keras.models.resnet import BN_EPSILON, BN_MOMENTUM, PADDINGS, resnet
+from pcw_keras.models.resnet import BN_EPSILON, BN_MOMENTUM, PADDINGS, apply_padded_conv, resnet
 
 
 def _conv_bn_relu(x, filters, kernel_size, name, dilation=1, padding="zero"):
-    """Explicit symmetric padding (``dilation`` pixels for a 3x3) -> ``valid`` conv -> BatchNorm -> ReLU."""
-    if kernel_size > 1 and padding != "none":
-        x = Padding2D(dilation * (kernel_size - 1) // 2, mode=padding, name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(filters, kernel_size, dilation_rate=dilation, padding="valid", use_bias=False, name=f"{name}_conv")(x)
+    """Symmetric padding (``dilation`` pixels for a 3x3, see :func:`apply_padded_conv`) -> conv -> BatchNorm -> ReLU."""
+    pad = dilation * (kernel_size - 1) // 2
+    x = apply_padded_conv(x, filters, kernel_size, 1, padding, pad, f"{name}_conv", f"{name}_pad", dilation=dilation)
     x = BatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 

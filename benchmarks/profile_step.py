@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pcw_keras import machine  # noqa: E402
 from pcw_keras.models import create_model  # noqa: E402
 
 
@@ -183,7 +184,7 @@ def main() -> None:
 
         inferred = inference_model(model, "bfloat16" if args.precision == "mixed_bfloat16" else "float32")
     runs = {"train": lambda: model.train_on_batch(x, y), "infer": lambda: inferred.predict_on_batch(x)}
-    report = {"backend": keras.backend.backend(), "keras": keras.__version__, "net": args.net, "grid": args.grid,
+    report = {**machine.describe(), "backend": keras.backend.backend(), "keras": keras.__version__, "net": args.net, "grid": args.grid,
               "width": args.width, "precision": args.precision, "jit": args.jit or keras.backend.backend() == "jax",
               "batch": args.batch_size, "steps": args.steps, "inference_form": args.inference_form,
               "env": {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "OMP_NUM_THREADS") if k in os.environ}}

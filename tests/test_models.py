@@ -1,4 +1,6 @@
 """The ResNets: the paper's sizes, PyTorch's padding, stable names, clear errors."""
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -109,31 +111,57 @@ def test_stem_corner_sees_pytorch_window_not_keras_same():
     assert fmap[24, 24] == pytest.approx(7 * 7 * 3 * 1e-2, rel=1e-5)
 
 
+def _explicitly_padded_conv(x, filters, kernel_size, strides, padding_mode, pad, name, pad_name, dilation=1,
+                            use_bias=False):
+    """The earlier layout: every padding a Padding2D layer, every convolution ``valid``."""
+    if padding_mode != "none" and pad:
+        x = Padding2D(pad, mode=padding_mode, name=pad_name)(x)
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, dilation_rate=dilation, padding="valid",
+                               use_bias=use_bias, name=name)(x)
+
+
 @pytest.mark.parametrize("name", ["gapnet_resnet18", "deeplabv3_resnet18"])
-def test_stride1_zero_padded_convolutions_pad_symmetrically_inside_the_convolution(name):
-    """Each "same" convolution computes PyTorch's symmetric zero padding then a valid convolution; the
-    strided ones (where "same" pads 0 before and 1 after) keep their explicit padding layer."""
+def test_same_padded_convolutions_compute_what_explicit_symmetric_paddings_compute(name, monkeypatch):
+    """The stride-1 zero paddings are the convolutions' own "same" padding; the strided ones (where "same"
+    pads 0 before and 1 after on an even map) keep a Padding2D; the function is the explicit layout's."""
     keras.utils.set_random_seed(0)
     model = models.create_model(name, num_classes=9, input_shape=(64, 64, 3), width=0.125)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     same = [conv for conv in convs if conv.padding == "same"]
     assert same and all(conv.strides == (1, 1) for conv in same)
     for conv in convs:
-        producer = conv.input._keras_history.operation
         if conv.padding == "valid" and conv.kernel_size[0] > 1:
-            assert conv.strides == (2, 2) and isinstance(producer, Padding2D), conv.name
+            assert conv.strides == (2, 2) and isinstance(conv.input._keras_history.operation, Padding2D), conv.name
     if name == "gapnet_resnet18":  # the 13 stride-1 3x3 convolutions of the blocks and the head
         assert len(same) == 14
-    probe = keras.Model(model.input, [conv.input for conv in same] + [conv.output for conv in same])
-    outputs = probe(np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32"))
-    for conv, x, y in zip(same, outputs[: len(same)], outputs[len(same):]):
-        pad = [(p - 1) // 2 * d for p, d in zip(conv.kernel_size, conv.dilation_rate)]
-        padded = keras.ops.pad(x, [(0, 0), (pad[0], pad[0]), (pad[1], pad[1]), (0, 0)])
-        expected = keras.ops.conv(padded, conv.kernel, padding="valid", dilation_rate=conv.dilation_rate)
-        if conv.use_bias:
-            expected = expected + conv.bias
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(y), keras.ops.convert_to_numpy(expected),
-                                   rtol=1e-4, atol=1e-5, err_msg=conv.name)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # statistics away from their initial values, as training leaves them
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(size=n) * 0.2)
+            layer.moving_variance.assign(rng.uniform(0.3, 3.0, size=n))
+
+    for module in ("pcw_keras.models.resnet", "pcw_keras.models.segmentation"):
+        monkeypatch.setattr(sys.modules[module], "apply_padded_conv", _explicitly_padded_conv)
+    explicit = models.create_model(name, num_classes=9, input_shape=(64, 64, 3), width=0.125)
+    assert not any(getattr(layer, "padding", None) == "same" for layer in explicit.layers)
+    explicit.set_weights(model.get_weights())
+    x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(explicit(x, training=False))
+    actual = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_a_resnet_with_unknown_spatial_sizes_builds_and_computes_the_fixed_size_function():
+    keras.utils.set_random_seed(0)
+    fixed = models.resnet(18, 9, (64, 64, 3), width=0.125)
+    free = models.resnet(18, 9, (None, None, 3), width=0.125)
+    assert free.output.shape == (None, 9)
+    free.set_weights(fixed.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(free(x)), keras.ops.convert_to_numpy(fixed(x)),
+                               rtol=1e-5, atol=1e-6)
+    assert free(np.zeros((1, 96, 80, 3), "float32")).shape == (1, 9)
 
 
 def test_circular_padding_is_translation_equivariant_to_the_stage_outputs():

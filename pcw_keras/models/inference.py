@@ -169,8 +169,9 @@ def default_fold() -> bool:
     """Whether :func:`inference_model` folds by default on this backend: under TensorFlow, not under JAX.
 
     XLA fuses an unfolded BatchNorm into the convolution's output on its own,
-    and on a CPU the folded convolutions (with a bias) measured slower under
-    JAX: GAPNet's float32 inference 0.77x of the unfolded model
+    and on a CPU the folded convolutions (with a bias, BatchNorm and paddings
+    folded) measured slower under JAX: GAPNet's float32 inference 0.77x of the
+    unfolded model
     (``docs/bench/inference_form_cpu_explicit_pads.json``, measured when the benchmark folded under JAX).
     """
     return keras.backend.backend() != "jax"

@@ -106,7 +106,13 @@ def apply_downsample(x, strides, antialias, name, aps=None):
 
 
 def _center_crop_to(x, reference, name):
-    """Crops ``x`` to ``reference``'s spatial size (padding "none" shrinks the main path)."""
+    """Crops ``x`` to ``reference``'s spatial size (padding "none" shrinks the main path).
+
+    Padded networks keep both sizes equal, also where they are unknown (``None``:
+    ``padding="none"`` needs a fixed input size, checked earlier).
+    """
+    if None in (x.shape[1], x.shape[2], reference.shape[1], reference.shape[2]):
+        return x
     crop_h = x.shape[1] - reference.shape[1]
     crop_w = x.shape[2] - reference.shape[2]
     if crop_h == 0 and crop_w == 0:
@@ -297,8 +303,9 @@ def resnet(
     maxpool : bool
         3x3 stride-2 max-pool after the ImageNet stem (off in the paper).
     padding : {"zero", "reflect", "replicate", "circular", "none"}
-        Padding of every convolution, explicit and symmetric as PyTorch's
-        ``padding_mode``; ``"none"`` drops it (``valid`` everywhere; residuals
+        Padding of every convolution, symmetric as PyTorch's ``padding_mode``
+        (zero padding at stride 1 as Keras' ``"same"``, which is symmetric there;
+        elsewhere an explicit :class:`~pcw_keras.layers.Padding2D`); ``"none"`` drops it (``valid`` everywhere; residuals
         are centre-cropped to the main path).
     head : {"gapnet", "gap", "permuted_gap"}
         ``"gapnet"``: 3x3 conv (bias) to ``num_classes`` maps, then GAP (the

@@ -10,6 +10,19 @@ import numpy as np
 from pcw_keras.models.precision import dtype_policy
 
 
+def with_trained_statistics(model: keras.Model, seed: int = 1) -> keras.Model:
+    """``model`` with moving statistics, scales and offsets away from their initial values, as training leaves them."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(size=n) * 0.2)
+            layer.moving_variance.assign(rng.uniform(0.3, 3.0, size=n))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, size=n))
+            layer.beta.assign(rng.normal(size=n) * 0.2)
+    return model
+
+
 def _numpy(tensor) -> np.ndarray:
     return keras.ops.convert_to_numpy(tensor)
 

@@ -4,6 +4,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from model_harness import with_trained_statistics
 
 from pcw_keras.models import create_model
 from pcw_keras.models.inference import (
@@ -16,19 +17,6 @@ from pcw_keras.models.inference import (
 )
 
 
-def _with_trained_statistics(model: keras.Model, seed: int = 1) -> keras.Model:
-    """Moving statistics, scales and offsets away from their initial values, as training leaves them."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(size=n) * 0.2)
-            layer.moving_variance.assign(rng.uniform(0.3, 3.0, size=n))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, size=n))
-            layer.beta.assign(rng.normal(size=n) * 0.2)
-    return model
-
-
 def _relative_error(actual, expected) -> float:
     actual, expected = np.asarray(actual, "float64"), np.asarray(expected, "float64")
     return float(np.sqrt(np.mean((actual - expected) ** 2)) / np.sqrt(np.mean(expected ** 2)))
@@ -37,7 +25,7 @@ def _relative_error(actual, expected) -> float:
 @pytest.fixture(scope="module")
 def gapnet():
     keras.utils.set_random_seed(0)
-    return _with_trained_statistics(create_model("gapnet_resnet18", num_classes=9, input_shape=(64, 64, 3), width=0.125))
+    return with_trained_statistics(create_model("gapnet_resnet18", num_classes=9, input_shape=(64, 64, 3), width=0.125))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +67,7 @@ def _explicitly_padded_net() -> keras.Model:
     x = keras.layers.Conv2D(8, 3, strides=2, name="c_conv")(x)  # strided: "same" would pad 0 before, 1 after
     x = Padding2D(1, mode="reflect", name="d_pad")(x)
     x = keras.layers.Conv2D(4, 3, name="d_conv")(x)  # another mode
-    return _with_trained_statistics(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)))
+    return with_trained_statistics(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)))
 
 
 @pytest.mark.jax
@@ -111,7 +99,7 @@ def test_bfloat16_holds_its_weights_in_bfloat16_and_agrees_to_bfloat16_rounding(
 @pytest.mark.jax
 def test_a_permutenet_draws_the_same_permutations_and_keeps_its_function():
     keras.utils.set_random_seed(0)
-    model = _with_trained_statistics(create_model("permutenet_resnet18", num_classes=9, input_shape=(64, 64, 3),
+    model = with_trained_statistics(create_model("permutenet_resnet18", num_classes=9, input_shape=(64, 64, 3),
                                                   width=0.125, permutation_seed=3, permutation_mode="sample"))
     x = np.random.default_rng(1).normal(size=(8, 64, 64, 3)).astype("float32")
     folded = inference_model(model, "float32", fold=True)
@@ -127,7 +115,7 @@ def test_a_batchnorm_whose_convolution_feeds_another_layer_too_is_not_folded():
     dense_normed = keras.layers.BatchNormalization(name="bn_after_dense")(keras.layers.Dense(5, name="dense")(
         keras.layers.GlobalAveragePooling2D()(normed)))
     outputs = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(features), dense_normed])
-    model = _with_trained_statistics(keras.Model(inputs, outputs))
+    model = with_trained_statistics(keras.Model(inputs, outputs))
     assert foldable_pairs(model) == {}
     converted = inference_model(model, "float32", fold=True)
     assert isinstance(converted.get_layer("bn"), keras.layers.BatchNormalization)
@@ -140,7 +128,7 @@ def test_a_keras_applications_model_keeps_its_function():
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), weights=None, classes=7,
                                                 include_preprocessing=True)
-    _with_trained_statistics(model)
+    with_trained_statistics(model)
     x = np.random.default_rng(0).uniform(0, 255, size=(4, 64, 64, 3)).astype("float32")
     converted = inference_model(model, "float32", fold=True)
     assert len(foldable_pairs(model)) > 10

@@ -4,6 +4,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from model_harness import with_trained_statistics
 
 from pcw_keras import models
 from pcw_keras.layers import ChannelPermutation, Padding2D, PermutedGlobalAveragePooling2D
@@ -134,19 +135,14 @@ def test_same_padded_convolutions_compute_what_explicit_symmetric_paddings_compu
             assert conv.strides == (2, 2) and isinstance(conv.input._keras_history.operation, Padding2D), conv.name
     if name == "gapnet_resnet18":  # the 13 stride-1 3x3 convolutions of the blocks and the head
         assert len(same) == 14
-    rng = np.random.default_rng(0)
-    for layer in model.layers:  # statistics away from their initial values, as training leaves them
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(size=n) * 0.2)
-            layer.moving_variance.assign(rng.uniform(0.3, 3.0, size=n))
+    with_trained_statistics(model)
 
     for module in ("pcw_keras.models.resnet", "pcw_keras.models.segmentation"):
         monkeypatch.setattr(sys.modules[module], "apply_padded_conv", _explicitly_padded_conv)
     explicit = models.create_model(name, num_classes=9, input_shape=(64, 64, 3), width=0.125)
     assert not any(getattr(layer, "padding", None) == "same" for layer in explicit.layers)
     explicit.set_weights(model.get_weights())
-    x = rng.normal(size=(2, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(explicit(x, training=False))
     actual = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import keras
 
+from pcw_keras.choices import APS_BLUR_SIZES
 from pcw_keras.layers import (
     BatchNorm,
     BlurPool2D,
@@ -22,7 +23,6 @@ from pcw_keras.layers import (
 )
 from pcw_keras.layers._checks import check_choice, check_int_range, check_positive
 from pcw_keras.layers.padding import MODES as PADDING_MODES
-from pcw_keras.layers.polyphase import BLUR_SIZES as APS_BLUR_SIZES
 from pcw_keras.layers.polyphase import NORMS as APS_NORMS
 
 DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
@@ -304,9 +304,10 @@ def resnet(
         3x3 stride-2 max-pool after the ImageNet stem (off in the paper).
     padding : {"zero", "reflect", "replicate", "circular", "none"}
         Padding of every convolution, symmetric as PyTorch's ``padding_mode``
-        (zero padding at stride 1 as Keras' ``"same"``, which is symmetric there;
-        elsewhere an explicit :class:`~pcw_keras.layers.Padding2D`); ``"none"`` drops it (``valid`` everywhere; residuals
-        are centre-cropped to the main path).
+        (zero padding at stride 1 as Keras' ``"same"``, which is symmetric
+        there; elsewhere an explicit :class:`~pcw_keras.layers.Padding2D`);
+        ``"none"`` drops it (``valid`` everywhere; residuals are centre-cropped
+        to the main path).
     head : {"gapnet", "gap", "permuted_gap"}
         ``"gapnet"``: 3x3 conv (bias) to ``num_classes`` maps, then GAP (the
         paper's GAPNet, no dense layer). ``"gap"``: GAP, then dense.
